@@ -1,0 +1,1 @@
+"""Dagster wiring only: assets call one pure function each and attach metadata."""

@@ -1,0 +1,5 @@
+"""Batch evaluation: one module per metric, a cache, a runner and the aggregation."""
+
+from llmops_pipelines.evaluation.metric import Score
+
+__all__ = ["Score"]

@@ -1,0 +1,45 @@
+"""A call cache keyed by content: a re-run re-bills nothing, and a killed run loses nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+
+class CallCache:
+    """SQLite (WAL) under LLMOPS_HOME; each result is committed as soon as its call returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection and a lock: many worker threads, one writer, as SQLite wants.
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, kind TEXT, "
+                           "value TEXT NOT NULL, created REAL NOT NULL)")
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM calls WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+        return json.loads(row[0])
+
+    def put(self, key: str, kind: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?)",
+                               (key, kind, json.dumps(value), time.time()))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,52 @@
+"""Cost: usage tokens x the price table in assets/pricing.yaml, in US dollars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from llmops_pipelines.errors import DataError
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_m: float
+    output_per_m: float
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_m + output_tokens * self.output_per_m) / 1e6
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Prices per model; fine-tuned models map to their base through prefixes."""
+
+    models: dict[str, Price]
+    prefixes: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path) -> Pricing:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise DataError(f"cannot read price table: {exc}", path=str(path)) from exc
+        models = {}
+        for name, spec in (data.get("models") or {}).items():
+            try:
+                models[str(name)] = Price(float(spec["input"]), float(spec["output"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(f"model {name!r} needs numeric 'input' and 'output' prices",
+                                path=str(path), field=f"models.{name}") from exc
+        return cls(models, {str(k): str(v) for k, v in (data.get("prefixes") or {}).items()})
+
+    def price(self, model: str) -> Price:
+        """The model's price; an unknown model is an error, never a silent $0."""
+        if model in self.models:
+            return self.models[model]
+        for prefix, base in self.prefixes.items():
+            if model.startswith(prefix) and base in self.models:
+                return self.models[base]
+        raise DataError(f"model {model!r} has no price; add it under 'models:'",
+                        path="assets/pricing.yaml", field="models")

@@ -1,0 +1,156 @@
+"""Prompty files: YAML front matter + a Jinja2 body split into role messages; hashed as versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import jinja2.sandbox
+import yaml
+
+from llmops_pipelines.errors import PromptError
+from llmops_pipelines.hashing import content_hash
+from llmops_pipelines.providers.base import Message
+
+ROLE_LINE = re.compile(r"^\s*#?\s*(system|user|assistant)\s*:\s*$", re.IGNORECASE | re.MULTILINE)
+REFERENCE = re.compile(r"^\$\{(env|file):([^}]+)\}$", re.IGNORECASE)
+# Names a template may use without declaring them: Jinja's own globals.
+_JINJA_GLOBALS = {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop"}
+
+_ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A loaded prompt: its declared inputs, model parameters, template and content version."""
+
+    name: str
+    path: Path
+    template: str
+    inputs: dict[str, Any]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    sample: dict[str, Any] | None = None
+    version: str = ""
+
+    def render(self, **values: Any) -> list[Message]:
+        """The role messages for these inputs; unknown or missing inputs are errors."""
+        unknown = sorted(set(values) - set(self.inputs))
+        if unknown:
+            raise PromptError(f"{self.path}: unknown inputs {unknown}; declared: {sorted(self.inputs)}")
+        merged = {k: spec.get("default") for k, spec in self.inputs.items()
+                  if isinstance(spec, dict) and "default" in spec}
+        merged.update(values)
+        missing = sorted(set(self.inputs) - set(merged))
+        if missing:
+            raise PromptError(f"{self.path}: missing inputs {missing}")
+        try:
+            text = _ENV.from_string(self.template).render(**merged)
+        except jinja2.TemplateError as exc:
+            raise PromptError(f"{self.path}: rendering failed: {exc}") from exc
+        return split_roles(text, source=str(self.path))
+
+
+def split_roles(text: str, *, source: str = "<prompt>") -> list[Message]:
+    """Split rendered text on `system:`/`user:`/`assistant:` lines into chat messages."""
+    marks = list(ROLE_LINE.finditer(text))
+    if not marks:
+        raise PromptError(f"{source}: no role section (a line 'system:' or 'user:') found")
+    messages = []
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        content = text[mark.end():end].strip()
+        if content:
+            messages.append({"role": mark.group(1).lower(), "content": content})
+    return messages
+
+
+def _resolve(value: Any, base: Path) -> Any:
+    """Resolve ${env:NAME} and ${file:relative/path} references in front matter values."""
+    if isinstance(value, dict):
+        return {k: _resolve(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, base) for v in value]
+    match = REFERENCE.match(value) if isinstance(value, str) else None
+    if not match:
+        return value
+    kind, ref = match.group(1).lower(), match.group(2).strip()
+    if kind == "env":
+        return os.environ.get(ref, "")
+    target = (base / ref).resolve()
+    if not target.is_file():
+        raise PromptError(f"{base}: ${{file:{ref}}} points to a missing file {target}")
+    text = target.read_text(encoding="utf-8")
+    return json.loads(text) if target.suffix == ".json" else text
+
+
+def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
+    if not text.startswith("---"):
+        return {}, text, 0
+    parts = text.split("\n---", 1)
+    if len(parts) != 2:
+        raise PromptError(f"{path}:1: front matter opened with '---' is never closed")
+    header = parts[0][3:]
+    try:
+        meta = yaml.safe_load(header) or {}
+    except yaml.YAMLError as exc:
+        raise PromptError(f"{path}: invalid YAML front matter: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise PromptError(f"{path}:1: front matter must be a mapping")
+    body = parts[1].split("\n", 1)[1] if "\n" in parts[1] else ""
+    return meta, body, header.count("\n") + 2
+
+
+def load_prompt(path: Path) -> Prompt:
+    """Load, validate and hash one .prompty file; errors name the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromptError(f"{path}: cannot read prompt: {exc}") from exc
+    meta, body, body_offset = _split_front_matter(text, path)
+    try:
+        parsed = _ENV.parse(body)
+    except jinja2.TemplateSyntaxError as exc:
+        raise PromptError(f"{path}:{(exc.lineno or 0) + body_offset}: Jinja syntax error: "
+                          f"{exc.message}") from exc
+    inputs = meta.get("inputs") or {}
+    if not isinstance(inputs, dict):
+        raise PromptError(f"{path}: 'inputs' must be a mapping of name -> spec")
+    sample = _resolve(meta.get("sample"), path.parent)
+    declared = set(inputs) | set(sample or {}) | _JINJA_GLOBALS
+    undefined = sorted(jinja2.meta.find_undeclared_variables(parsed) - declared)
+    if undefined:
+        raise PromptError(f"{path}: template uses undeclared inputs {undefined}; "
+                          "declare them under 'inputs:'")
+    model = _resolve(meta.get("model") or {}, path.parent)
+    return Prompt(
+        name=str(meta.get("name") or path.stem),
+        path=path,
+        template=body,
+        inputs=inputs,
+        parameters=dict(model.get("parameters") or {}),
+        description=str(meta.get("description") or ""),
+        sample=sample if isinstance(sample, dict) else None,
+        # The file bytes are the version: any edit, even to parameters, is a new prompt.
+        version=content_hash(text, length=12),
+    )
+
+
+def load_prompts(directory: Path) -> list[Prompt]:
+    """Every *.prompty under a directory, sorted by file name; none is an error."""
+    files = sorted(Path(directory).glob("*.prompty"))
+    if not files:
+        raise PromptError(f"{directory}: no *.prompty files found")
+    prompts = [load_prompt(f) for f in files]
+    names = [p.name for p in prompts]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise PromptError(f"{directory}: prompt names must be unique, repeated: {dupes}")
+    return prompts

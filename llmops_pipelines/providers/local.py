@@ -1,0 +1,107 @@
+"""The embedded offline default: SmolLM2 on llama.cpp, MiniLM on ONNX, a lexicon harm scorer."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmops_pipelines.errors import ProviderError
+from llmops_pipelines.providers.base import ChatResult, Message, ModerationResult, ProviderStats
+from llmops_pipelines.providers.local_embed import MiniLMEmbedder
+from llmops_pipelines.providers.local_files import smollm2_gguf
+from llmops_pipelines.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BASE_CHAT_MODEL = "smollm2-135m-instruct"
+CONTEXT_TOKENS = 2048
+
+# One llama.cpp model object is not thread-safe: every call on it goes through its lock.
+_LOCKS: dict[str, threading.Lock] = {}
+
+
+@functools.lru_cache(maxsize=4)
+def _load_llama(path: str) -> Any:
+    from llama_cpp import Llama
+
+    started = time.perf_counter()
+    model = Llama(model_path=path, n_ctx=CONTEXT_TOKENS, n_threads=os.cpu_count() or 2,
+                  seed=0, verbose=False)
+    log.info("loaded %s in %.1fs", Path(path).name, time.perf_counter() - started)
+    _LOCKS.setdefault(path, threading.Lock())
+    return model
+
+
+@functools.lru_cache(maxsize=1)
+def _load_embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder(threads=os.cpu_count() or 2)
+
+
+class LocalProvider:
+    """Runs everything on this machine's CPU; nothing is downloaded."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.chat_model = settings.chat_model
+        self.embedding_model = settings.embedding_model
+        self.stats = ProviderStats()
+
+    def model_path(self, model: str) -> Path:
+        """The GGUF file behind a local model name."""
+        if model == BASE_CHAT_MODEL:
+            return smollm2_gguf()
+        raise ProviderError(
+            f"unknown local chat model {model!r}; expected {BASE_CHAT_MODEL!r} "
+            "(set LLMOPS_CHAT_MODEL or use LLMOPS_PROVIDER=openai)")
+
+    def chat(self, messages: Sequence[Message], *, model: str | None = None,
+             temperature: float = 0.0, max_tokens: int = 256,
+             response_format: dict[str, Any] | None = None) -> ChatResult:
+        """Greedy by default, so a cached answer and a fresh one agree."""
+        model = model or self.chat_model
+        path = str(self.model_path(model))
+        llama = _load_llama(path)
+        started = time.perf_counter()
+        with _LOCKS[path]:
+            response = llama.create_chat_completion(
+                messages=list(messages), temperature=temperature, max_tokens=max_tokens,
+                seed=0)
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.stats.record("chat")
+        usage = response.get("usage") or {}
+        choice = response["choices"][0]
+        return ChatResult(
+            text=(choice["message"].get("content") or "").strip(),
+            model=model,
+            input_tokens=int(usage.get("prompt_tokens", 0)),
+            output_tokens=int(usage.get("completion_tokens", 0)),
+            latency_ms=latency_ms,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.embedding_model != self.settings.embedding_model:
+            raise ProviderError(f"unknown local embedding model {self.embedding_model!r}")
+        vectors = _load_embedder()(list(texts))
+        self.stats.record("embed", len(texts))
+        return vectors
+
+    def count_tokens(self, text: str) -> int:
+        return _load_embedder().count_tokens(text)
+
+    def moderate(self, texts: Sequence[str]) -> list[ModerationResult]:
+        # No offline harm classifier exists on the registries: an honest, labelled heuristic.
+        from llmops_pipelines.evaluation.harm import lexicon_verdict
+
+        self.stats.record("moderate", len(texts))
+        return [lexicon_verdict(t) for t in texts]

@@ -1,0 +1,71 @@
+"""Declared pyarrow schemas for every table that crosses a stage boundary."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from llmops_pipelines.errors import DataError
+
+STR, F64, I64, BOOL = pa.string(), pa.float64(), pa.int64(), pa.bool_()
+
+CURATED_DOCUMENTS = pa.schema([
+    ("doc_id", STR), ("title", STR), ("text", STR), ("source_path", STR),
+    ("split", STR), ("n_chars", I64), ("content_hash", STR),
+])
+
+CURATED_QA = pa.schema([
+    ("qa_id", STR), ("question", STR), ("ground_truth", STR), ("doc_id", STR),
+    ("split", STR), ("source_path", STR), ("line", I64), ("origin", STR),
+])
+
+CURATION_REJECTS = pa.schema([
+    ("source_path", STR), ("line", I64), ("rule", STR), ("reason", STR), ("raw", STR),
+])
+
+RAG_CHUNKS = pa.schema([
+    ("chunk_id", STR), ("doc_id", STR), ("title", STR), ("heading", STR),
+    ("position", I64), ("text", STR),
+])
+
+CANDIDATES = pa.schema([
+    ("candidate_id", STR), ("prompt_name", STR), ("prompt_version", STR), ("model", STR),
+    ("params", STR),
+])
+
+EVALUATION_ROWS = pa.schema([
+    ("row_id", STR), ("candidate_id", STR), ("qa_id", STR), ("prompt_name", STR),
+    ("prompt_version", STR), ("model", STR), ("question", STR), ("ground_truth", STR),
+    ("answer", STR), ("context_ids", pa.list_(STR)), ("context_doc_ids", pa.list_(STR)),
+    ("source_doc_retrieved", BOOL),
+    ("quality", F64), ("token_f1", F64), ("answer_similarity", F64), ("quality_reason", STR),
+    ("groundedness", F64), ("groundedness_reason", STR),
+    ("harm", F64), ("harm_categories", STR), ("harm_source", STR),
+    ("input_tokens", I64), ("output_tokens", I64), ("cost_usd", F64),
+    ("latency_ms", F64), ("ms_per_output_token", F64),
+    ("error", STR), ("cached", BOOL),
+    ("data_version", STR), ("index_version", STR),
+])
+
+EVALUATION_SUMMARY = pa.schema([
+    ("candidate_id", STR), ("prompt_name", STR), ("prompt_version", STR), ("model", STR),
+    ("rows", I64), ("coverage", F64),
+    ("quality", F64), ("quality_ci_low", F64), ("quality_ci_high", F64),
+    ("groundedness", F64), ("groundedness_ci_low", F64), ("groundedness_ci_high", F64),
+    ("harm_rate", F64), ("cost_usd", F64), ("cost_per_1k_answers_usd", F64),
+    ("latency_ms_per_token", F64), ("latency_p50_ms_per_token", F64),
+    ("latency_p95_ms_per_token", F64), ("errors", I64),
+])
+
+
+def to_table(frame: pd.DataFrame, schema: pa.Schema, *, name: str) -> pa.Table:
+    """Cast a frame to its declared schema; a missing column is an error naming the table."""
+    missing = [f.name for f in schema if f.name not in frame.columns]
+    if missing:
+        raise DataError(f"table {name!r} lacks declared columns {missing}")
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def conform(frame: pd.DataFrame, schema: pa.Schema, *, name: str) -> pd.DataFrame:
+    """The frame reduced to its declared columns and types, as pandas."""
+    return to_table(frame, schema, name=name).to_pandas()

@@ -1,0 +1,149 @@
+"""One Settings object built from environment variables when a run starts, never at import."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmops_pipelines.errors import SettingsError
+
+PROVIDERS = ("local", "openai")
+
+# Defaults per provider: the local ones name the embedded models, the remote ones are
+# cheap OpenAI models that any OpenAI-compatible server may override by name.
+DEFAULT_MODELS = {
+    "local": {
+        "chat": "smollm2-135m-instruct",
+        "embedding": "all-minilm-l6-v2-int8",
+        "finetune_base": "smollm2-135m-instruct",
+    },
+    "openai": {
+        "chat": "gpt-4o-mini",
+        "embedding": "text-embedding-3-small",
+        "finetune_base": "gpt-4o-mini-2024-07-18",
+    },
+}
+
+
+def project_root() -> Path:
+    """The checkout this package runs from, or the working directory when installed elsewhere."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from exc
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or allowed[0]).strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r}: expected one of {allowed}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float | None) -> float | None:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a number") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a run; see the README's configuration table for each variable."""
+
+    home: Path
+    datasets_dir: Path
+    assets_dir: Path
+    provider: str = "local"
+    chat_model: str = DEFAULT_MODELS["local"]["chat"]
+    embedding_model: str = DEFAULT_MODELS["local"]["embedding"]
+    judge_model: str | None = None
+    finetune_base_model: str = DEFAULT_MODELS["local"]["finetune_base"]
+    openai_base_url: str | None = None
+    chroma_url: str | None = None
+    openai_timeout_s: float = 60.0
+    openai_max_retries: int = 4
+    eval_concurrency: int = 8
+    eval_limit: int | None = None
+    top_k: int = 3
+    max_tokens: int = 160
+    max_cost_usd: float | None = None
+    finetune: str = "auto"
+    finetune_prompt: str = "grounded_concise"
+    finetune_epochs: int = 2
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read and validate the environment; raise SettingsError naming the variable."""
+        env = dict(os.environ if env is None else env)
+        root = project_root()
+        provider = env.get("LLMOPS_PROVIDER", "local").strip().lower() or "local"
+        if provider not in PROVIDERS:
+            raise SettingsError(f"LLMOPS_PROVIDER={provider!r}: expected one of {PROVIDERS}")
+        if provider == "openai" and not env.get("OPENAI_API_KEY"):
+            raise SettingsError(
+                "LLMOPS_PROVIDER=openai needs OPENAI_API_KEY (any non-empty value for servers "
+                "without auth such as Ollama or llama.cpp server); set it in the environment."
+            )
+        defaults = DEFAULT_MODELS[provider]
+        limit = _int(env, "LLMOPS_EVAL_LIMIT", 0)
+        return cls(
+            home=Path(env.get("LLMOPS_HOME") or root / ".llmops").expanduser().resolve(),
+            datasets_dir=Path(env.get("LLMOPS_DATASETS_DIR") or root / "datasets").expanduser(),
+            assets_dir=Path(env.get("LLMOPS_ASSETS_DIR") or root / "assets").expanduser(),
+            provider=provider,
+            chat_model=env.get("LLMOPS_CHAT_MODEL") or defaults["chat"],
+            embedding_model=env.get("LLMOPS_EMBEDDING_MODEL") or defaults["embedding"],
+            judge_model=env.get("LLMOPS_JUDGE_MODEL") or None,
+            finetune_base_model=env.get("LLMOPS_FINETUNE_BASE_MODEL") or defaults["finetune_base"],
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            chroma_url=env.get("LLMOPS_CHROMA_URL") or None,
+            openai_timeout_s=_float(env, "LLMOPS_OPENAI_TIMEOUT_S", 60.0) or 60.0,
+            openai_max_retries=_int(env, "LLMOPS_OPENAI_MAX_RETRIES", 4),
+            eval_concurrency=_int(env, "LLMOPS_EVAL_CONCURRENCY", 8, minimum=1),
+            eval_limit=limit or None,
+            top_k=_int(env, "LLMOPS_TOP_K", 3, minimum=1),
+            max_tokens=_int(env, "LLMOPS_MAX_TOKENS", 160, minimum=1),
+            max_cost_usd=_float(env, "LLMOPS_MAX_COST_USD", None),
+            finetune=_choice(env, "LLMOPS_FINETUNE", ("auto", "off")),
+            finetune_prompt=env.get("LLMOPS_FINETUNE_PROMPT") or "grounded_concise",
+            finetune_epochs=_int(env, "LLMOPS_FINETUNE_EPOCHS", 2, minimum=1),
+        )
+
+    # Where each kind of state lives under LLMOPS_HOME; created on first use.
+    def path(self, *parts: str) -> Path:
+        """A path under LLMOPS_HOME whose parent directory exists."""
+        target = self.home.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.path("tables", ".keep").parent
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.path("chroma", ".keep").parent
+
+    @property
+    def registry_path(self) -> Path:
+        return self.path("registry.sqlite")
+
+    @property
+    def cache_path(self) -> Path:
+        return self.path("cache.sqlite")
