@@ -64,7 +64,8 @@ class _Collector:
 
 def _read_text(path: Path, c: _Collector) -> str | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        # A leading byte-order mark (Windows editors) is still UTF-8: drop it, keep the text.
+        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         c.reject(path, 0, "not_utf8", f"file is not UTF-8 (byte {exc.start}): re-encode it")
         return None

@@ -26,12 +26,19 @@ class Gates:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise DataError(f"cannot read gates: {exc}", path=str(path)) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("thresholds") or {}, dict):
+            raise DataError("gates must be a mapping with a 'thresholds' mapping",
+                            path=str(path), field="thresholds")
         thresholds: dict[str, dict[str, float]] = {}
         for metric, bound in (data.get("thresholds") or {}).items():
             if not isinstance(bound, dict) or not set(bound) <= {"min", "max"} or not bound:
                 raise DataError("each threshold needs 'min' and/or 'max'", path=str(path),
                                 field=f"thresholds.{metric}")
-            thresholds[str(metric)] = {k: float(v) for k, v in bound.items()}
+            try:
+                thresholds[str(metric)] = {k: float(v) for k, v in bound.items()}
+            except (TypeError, ValueError) as exc:
+                raise DataError("thresholds must be numbers", path=str(path),
+                                field=f"thresholds.{metric}") from exc
         primary = str(data.get("primary_metric") or "quality")
         return cls(primary, thresholds)
 

@@ -111,7 +111,8 @@ def load_prompt(path: Path) -> Prompt:
     """Load, validate and hash one .prompty file; errors name the file and line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # A leading byte-order mark would hide the front matter: drop it.
+        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
     except (OSError, UnicodeDecodeError) as exc:
         raise PromptError(f"{path}: cannot read prompt: {exc}") from exc
     meta, body, body_offset = _split_front_matter(text, path)

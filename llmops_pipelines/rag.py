@@ -51,6 +51,9 @@ def _pack(paragraphs: list[str], budget: int, count: Callable[[str], int],
         if current and count("\n\n".join([*current, para])) > budget:
             chunks.append(current)
             current = current[-overlap:] if overlap else []
+            # The carried-over overlap must leave room for the new paragraph.
+            while current and count("\n\n".join([*current, para])) > budget:
+                current = current[1:]
         current.append(para)
     if current:
         chunks.append(current)
@@ -65,12 +68,17 @@ def chunk_documents(documents: pd.DataFrame, config: ChunkConfig = ChunkConfig()
         position = 0
         for heading, body in _sections(doc.text):
             paragraphs = [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
-            for piece in _pack(paragraphs, config.max_tokens, count_tokens,
+            # The heading path travels in the chunk text: the embedder sees what it is about.
+            context = heading or doc.title
+            if not context.startswith(doc.title):
+                context = f"{doc.title} > {context}"
+
+            # The budget covers the whole chunk text, heading line included.
+            def count(piece: str, prefix: str = f"{context}\n") -> int:
+                return count_tokens(prefix + piece)
+
+            for piece in _pack(paragraphs, config.max_tokens, count,
                                config.overlap_paragraphs):
-                # The heading path travels in the chunk text: the embedder sees what it is about.
-                context = heading or doc.title
-                if not context.startswith(doc.title):
-                    context = f"{doc.title} > {context}"
                 text = f"{context}\n{piece}"
                 rows.append({"chunk_id": content_hash(doc.doc_id, text, config.key()),
                              "doc_id": doc.doc_id, "title": doc.title, "heading": heading,

@@ -86,6 +86,7 @@ class Settings:
     finetune: str = "auto"
     finetune_prompt: str = "grounded_concise"
     finetune_epochs: int = 2
+    finetune_poll_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -123,6 +124,7 @@ class Settings:
             finetune=_choice(env, "LLMOPS_FINETUNE", ("auto", "off")),
             finetune_prompt=env.get("LLMOPS_FINETUNE_PROMPT") or "grounded_concise",
             finetune_epochs=_int(env, "LLMOPS_FINETUNE_EPOCHS", 2, minimum=1),
+            finetune_poll_s=_float(env, "LLMOPS_FINETUNE_POLL_S", 10.0) or 10.0,
         )
 
     # Where each kind of state lives under LLMOPS_HOME; created on first use.

@@ -53,7 +53,7 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                        settings.finetune_base_model, hyper, length=12)
     if settings.provider == "openai":
         job = finetune.RemoteFineTune(llmops.provider.client, settings.path("finetune", "remote"),
-                                      log=context.log.info)
+                                      log=context.log.info, poll_s=settings.finetune_poll_s)
         outcome = job.run(finetune_training_file["path"], base_model=settings.finetune_base_model,
                           hyperparameters=hyper, suffix="llmops", key=key)
         value = {"model_id": outcome.model_id, "backend": "openai", "job_id": outcome.job_id,

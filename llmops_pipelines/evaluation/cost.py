@@ -25,6 +25,7 @@ class Pricing:
 
     models: dict[str, Price]
     prefixes: dict[str, str]
+    path: str = "assets/pricing.yaml"
 
     @classmethod
     def load(cls, path: Path) -> Pricing:
@@ -39,14 +40,16 @@ class Pricing:
             except (KeyError, TypeError, ValueError) as exc:
                 raise DataError(f"model {name!r} needs numeric 'input' and 'output' prices",
                                 path=str(path), field=f"models.{name}") from exc
-        return cls(models, {str(k): str(v) for k, v in (data.get("prefixes") or {}).items()})
+        return cls(models, {str(k): str(v) for k, v in (data.get("prefixes") or {}).items()},
+                   str(path))
 
     def price(self, model: str) -> Price:
         """The model's price; an unknown model is an error, never a silent $0."""
         if model in self.models:
             return self.models[model]
-        for prefix, base in self.prefixes.items():
+        # The longest matching prefix wins: 'ft:gpt-4o-mini' before 'ft:gpt-4o', in any order.
+        for prefix, base in sorted(self.prefixes.items(), key=lambda kv: -len(kv[0])):
             if model.startswith(prefix) and base in self.models:
                 return self.models[base]
         raise DataError(f"model {model!r} has no price; add it under 'models:'",
-                        path="assets/pricing.yaml", field="models")
+                        path=self.path, field="models")

@@ -1,0 +1,225 @@
+"""Promotion: absolute gates first, then no regression against the champion."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from llmops_pipelines.errors import DataError
+from llmops_pipelines.promotion import GateCheck, Gates, check_gates, choose, decide
+
+REPO = Path(__file__).resolve().parents[2]
+GATES = REPO / "assets" / "gates.yaml"
+
+
+def summary(candidate_id: str, **overrides: float) -> dict:
+    """A summary that passes every shipped gate unless overridden."""
+    values = {
+        "candidate_id": candidate_id, "quality": 0.5, "groundedness": 0.8, "harm_rate": 0.0,
+        "cost_per_1k_answers_usd": 1.0, "latency_p95_ms_per_token": 100.0, "coverage": 1.0,
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture
+def gates() -> Gates:
+    return Gates.load(GATES)
+
+
+def test_shipped_gates_load(gates: Gates) -> None:
+    assert gates.primary_metric == "quality"
+    assert gates.thresholds == {
+        "quality": {"min": 0.20},
+        "groundedness": {"min": 0.30},
+        "harm_rate": {"max": 0.05},
+        "cost_per_1k_answers_usd": {"max": 5.0},
+        "latency_p95_ms_per_token": {"max": 500.0},
+        "coverage": {"min": 0.90},
+    }
+
+
+@pytest.mark.parametrize("bound", ["0.2", "{}", "{minimum: 0.2}", "{min: 0.2, avg: 0.3}",
+                                   "[0.2]"])
+def test_threshold_without_min_or_max_names_file_and_field(tmp_path: Path, bound: str) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text(f"primary_metric: quality\nthresholds:\n  groundedness: {bound}\n",
+                    encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        Gates.load(path)
+    assert err.value.path == str(path)
+    assert err.value.field == "thresholds.groundedness"
+    assert str(err.value) == (f"{path}: each threshold needs 'min' and/or 'max' "
+                              "(field 'thresholds.groundedness')")
+
+
+def test_non_numeric_threshold_names_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text("thresholds:\n  coverage: {min: high}\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        Gates.load(path)
+    assert str(path) in str(err.value)
+    assert err.value.field == "thresholds.coverage"
+
+
+def test_gates_not_a_mapping_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text("- quality\n- coverage\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        Gates.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_unreadable_gates_names_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(DataError) as err:
+        Gates.load(missing)
+    assert str(err.value).startswith(f"{missing}: cannot read gates")
+
+
+def test_primary_metric_defaults_to_quality(tmp_path: Path) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text("thresholds:\n  coverage: {min: 0.5, max: 1}\n", encoding="utf-8")
+    loaded = Gates.load(path)
+    assert loaded == Gates("quality", {"coverage": {"min": 0.5, "max": 1.0}})
+
+
+def test_check_gates_golden(gates: Gates) -> None:
+    checks = check_gates(summary("a", harm_rate=0.05, coverage=0.89), gates)
+    by_metric = {c.metric: c for c in checks}
+    assert len(checks) == 6
+    assert by_metric["harm_rate"] == GateCheck("harm_rate", 0.05, "max", 0.05, True)  # inclusive
+    assert by_metric["coverage"] == GateCheck("coverage", 0.89, "min", 0.9, False)
+    assert by_metric["coverage"].describe() == "coverage = 0.89 (needs >= 0.9): FAIL"
+    assert by_metric["harm_rate"].describe() == "harm_rate = 0.05 (needs <= 0.05): pass"
+
+
+def test_failing_a_gate_is_not_promoted_and_names_the_metric(gates: Gates) -> None:
+    decision = decide(summary("a", groundedness=0.1), None, gates)
+    assert not decision.promote
+    assert decision.candidate_id == "a"
+    assert decision.reasons == ["gate failed: groundedness = 0.1 (needs >= 0.3): FAIL"]
+    assert decision.champion_id is None
+
+
+def test_failing_a_gate_with_a_champion_keeps_the_champion(gates: Gates) -> None:
+    decision = decide(summary("a", quality=0.9, harm_rate=0.2), summary("champ"), gates)
+    assert not decision.promote
+    assert decision.champion_id == "champ"
+    assert len(decision.reasons) == 1
+    assert "harm_rate" in decision.reasons[0]
+
+
+def test_every_failed_gate_is_listed(gates: Gates) -> None:
+    decision = decide(summary("a", quality=0.1, cost_per_1k_answers_usd=9.0), None, gates)
+    assert not decision.promote
+    assert [r.split(" = ")[0] for r in decision.reasons] == [
+        "gate failed: quality", "gate failed: cost_per_1k_answers_usd"]
+
+
+def test_first_deployment_passing_gates_is_promoted(gates: Gates) -> None:
+    decision = decide(summary("a"), None, gates)
+    assert decision.promote
+    assert decision.reasons == ["first deployment: every gate passed"]
+    assert all(c.passed for c in decision.checks)
+
+
+def test_worse_than_champion_is_not_promoted(gates: Gates) -> None:
+    decision = decide(summary("new", quality=0.4), summary("champ", quality=0.5), gates)
+    assert not decision.promote
+    assert decision.reasons == ["quality 0.4 is worse than the champion's 0.5"]
+    assert decision.champion_id == "champ"
+
+
+def test_better_than_champion_is_promoted(gates: Gates) -> None:
+    decision = decide(summary("new", quality=0.6), summary("champ", quality=0.5), gates)
+    assert decision.promote
+    assert decision.reasons == ["every gate passed and quality 0.6 >= champion 0.5"]
+    assert decision.champion_id == "champ"
+
+
+def test_equal_to_champion_is_not_a_regression(gates: Gates) -> None:
+    assert decide(summary("new"), summary("champ"), gates).promote
+
+
+def test_the_champion_itself_is_not_promoted_again(gates: Gates) -> None:
+    decision = decide(summary("champ"), summary("champ"), gates)
+    assert not decision.promote
+    assert decision.reasons == ["already the champion"]
+
+
+def test_lower_is_better_primary_metric(tmp_path: Path) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text("primary_metric: cost_per_1k_answers_usd\n"
+                    "thresholds:\n  cost_per_1k_answers_usd: {max: 5}\n", encoding="utf-8")
+    cheap = Gates.load(path)
+    champion = summary("champ", cost_per_1k_answers_usd=2.0)
+    assert decide(summary("cheaper", cost_per_1k_answers_usd=1.0), champion, cheap).promote
+    dearer = decide(summary("dearer", cost_per_1k_answers_usd=3.0), champion, cheap)
+    assert not dearer.promote
+    assert "worse" in dearer.reasons[0]
+
+
+@pytest.mark.parametrize("metric", ["quality", "coverage", "harm_rate",
+                                    "latency_p95_ms_per_token"])
+def test_nan_metric_never_passes(gates: Gates, metric: str) -> None:
+    decision = decide(summary("a", **{metric: math.nan}), None, gates)
+    assert not decision.promote
+    assert any(metric in r and "nan" in r for r in decision.reasons), decision.reasons
+
+
+def test_missing_metric_never_passes(gates: Gates) -> None:
+    candidate = summary("a")
+    del candidate["coverage"]
+    decision = decide(candidate, None, gates)
+    assert not decision.promote
+    assert decision.reasons == ["gate failed: coverage = nan (needs >= 0.9): FAIL"]
+
+
+def test_choose_picks_the_best_passing_candidate(gates: Gates) -> None:
+    candidates = [
+        summary("ok", quality=0.55),
+        summary("best-but-harmful", quality=0.95, harm_rate=0.5),
+        summary("best-passing", quality=0.7),
+        summary("unscored", quality=math.nan),
+        summary("low", quality=0.3),
+    ]
+    decision = choose(candidates, summary("champ", quality=0.6), gates)
+    assert decision.candidate_id == "best-passing"
+    assert decision.promote
+    assert decision.champion_id == "champ"
+
+
+def test_choose_reports_a_regression_of_the_best(gates: Gates) -> None:
+    decision = choose([summary("a", quality=0.4), summary("b", quality=0.45)],
+                      summary("champ", quality=0.6), gates)
+    assert decision.candidate_id == "b"
+    assert not decision.promote
+
+
+def test_choose_with_nothing_passing_rejects(gates: Gates) -> None:
+    decision = choose([summary("a", coverage=0.5), summary("b", groundedness=0.0, quality=0.9)],
+                      None, gates)
+    assert not decision.promote
+    assert decision.reasons[0].startswith("gate failed:")
+
+
+def test_choose_without_candidates(gates: Gates) -> None:
+    decision = choose([], None, gates)
+    assert decision.candidate_id is None
+    assert not decision.promote
+    assert decision.reasons == ["no candidate was evaluated"]
+
+
+def test_choose_lower_is_better(tmp_path: Path) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text("primary_metric: latency_p95_ms_per_token\n"
+                    "thresholds:\n  latency_p95_ms_per_token: {max: 500}\n", encoding="utf-8")
+    fast = Gates.load(path)
+    decision = choose([summary("slow", latency_p95_ms_per_token=300.0),
+                       summary("nan", latency_p95_ms_per_token=math.nan),
+                       summary("fast", latency_p95_ms_per_token=50.0)], None, fast)
+    assert decision.candidate_id == "fast"
+    assert decision.promote
