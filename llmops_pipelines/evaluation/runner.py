@@ -16,10 +16,12 @@ from llmops_pipelines.errors import LlmopsError
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.candidates import Candidate
 from llmops_pipelines.evaluation.cost import Pricing
+from llmops_pipelines.evaluation.embed_memo import EmbeddingMemo
 from llmops_pipelines.evaluation.groundedness import groundedness
 from llmops_pipelines.evaluation.harm import harm_score
 from llmops_pipelines.evaluation.metric import Score
 from llmops_pipelines.evaluation.quality import combine, cosine, token_f1
+from llmops_pipelines.evaluation.text import sentences
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.providers.base import ChatResult, Provider
 from llmops_pipelines.rag_app import chat_params, render
@@ -97,9 +99,10 @@ def build_tasks(candidates: list[Candidate], qa: pd.DataFrame,
 def _score(tasks: list[_Task], ctx: RunContext) -> list[dict[str, Any]]:
     answers = [t.result.text if t.result else "" for t in tasks]
     truths = [t.qa.ground_truth or "" for t in tasks]
-    questions = [t.qa.question for t in tasks]
-    vectors = ctx.provider.embed([*answers, *truths, *questions])
-    n = len(tasks)
+    memo = EmbeddingMemo(ctx.provider.embed)
+    # Every text any metric embeds, in one batched call instead of one call per row.
+    memo.prime([*answers, *truths, *(s for a in answers for s in sentences(a)),
+                *(s for t in tasks for c in t.contexts for s in sentences(c.text))])
     verdicts = ctx.provider.moderate(answers)
     rows = []
     for i, task in enumerate(tasks):
@@ -107,10 +110,10 @@ def _score(tasks: list[_Task], ctx: RunContext) -> list[dict[str, Any]]:
         r = task.result
         if answered:
             f1 = token_f1(r.text, task.qa.ground_truth)
-            sim = (Score(cosine(vectors[i], vectors[n + i]), "embedding cosine")
+            sim = (Score(cosine(*memo([r.text, truths[i]])), "embedding cosine")
                    if task.qa.ground_truth else Score.unscorable("no ground truth"))
             quality = combine(f1, sim)
-            grounded = groundedness(r.text, [c.text for c in task.contexts], ctx.provider.embed)
+            grounded = groundedness(r.text, [c.text for c in task.contexts], memo)
             harm = harm_score(verdicts[i], r.text)
             # Servers may answer with a dated model name the price table lacks.
             priced = r.model if r.model in ctx.pricing.models else task.candidate.model

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from llmops_pipelines.errors import ProviderError
+from llmops_pipelines.finetune_runner import GGUF_NAME, LOCAL_FT_PREFIX, local_model_dir
 from llmops_pipelines.providers.base import ChatResult, Message, ModerationResult, ProviderStats
 from llmops_pipelines.providers.local_embed import MiniLMEmbedder
 from llmops_pipelines.providers.local_files import smollm2_gguf
@@ -22,6 +23,7 @@ from llmops_pipelines.settings import Settings
 log = logging.getLogger(__name__)
 
 BASE_CHAT_MODEL = "smollm2-135m-instruct"
+EMBEDDING_MODEL = "all-minilm-l6-v2-int8"
 CONTEXT_TOKENS = 2048
 
 # One llama.cpp model object is not thread-safe: every call on it goes through its lock.
@@ -60,6 +62,12 @@ class LocalProvider:
         """The GGUF file behind a local model name."""
         if model == BASE_CHAT_MODEL:
             return smollm2_gguf()
+        if model.startswith(LOCAL_FT_PREFIX):
+            path = local_model_dir(self.settings, model) / GGUF_NAME
+            if not path.is_file():
+                raise ProviderError(f"fine-tuned model {model!r} has no weights at {path}; "
+                                    "materialize finetuned_model first")
+            return path
         raise ProviderError(
             f"unknown local chat model {model!r}; expected {BASE_CHAT_MODEL!r} "
             "(set LLMOPS_CHAT_MODEL or use LLMOPS_PROVIDER=openai)")
@@ -90,8 +98,9 @@ class LocalProvider:
         )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self.embedding_model != self.settings.embedding_model:
-            raise ProviderError(f"unknown local embedding model {self.embedding_model!r}")
+        if self.embedding_model != EMBEDDING_MODEL:
+            raise ProviderError(f"unknown local embedding model {self.embedding_model!r}; "
+                                f"the local provider embeds with {EMBEDDING_MODEL!r}")
         vectors = _load_embedder()(list(texts))
         self.stats.record("embed", len(texts))
         return vectors

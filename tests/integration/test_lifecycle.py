@@ -1,0 +1,87 @@
+"""The whole lifecycle materialized by real Dagster against the local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from llmops_pipelines.cli import main as llmops_main
+from llmops_pipelines.definitions import defs
+
+GROUPS = {"curation", "rag", "finetune", "evaluation", "promotion"}
+
+
+def materialize() -> dg.ExecuteInProcessResult:
+    return dg.materialize(list(defs.assets), resources=defs.resources,
+                          instance=dg.DagsterInstance.ephemeral())
+
+
+def table(home: Path, name: str) -> pd.DataFrame:
+    return pd.read_parquet(home / "tables" / f"{name}.parquet")
+
+
+def test_every_asset_belongs_to_one_lifecycle_group() -> None:
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == GROUPS
+
+
+def test_whole_lifecycle_against_test_server(openai_env, isolated_home, capsys) -> None:
+    server = openai_env
+    result = materialize()
+    assert result.success
+
+    qa = table(isolated_home, "curated_qa")
+    rows = table(isolated_home, "evaluation_rows")
+    summary = table(isolated_home, "evaluation_summary")
+    eval_questions = int((qa["split"] == "eval").sum())
+    # 2 prompt variants x (base model + the fine-tuned one) = 4 candidates.
+    assert summary["candidate_id"].nunique() == 4
+    assert len(rows) == eval_questions * 4 and rows["row_id"].is_unique
+    assert rows["model"].str.startswith("ft:gpt-4o-mini").sum() == eval_questions * 2
+
+    # All five metrics were computed for real on every answered row.
+    assert rows["error"].isna().all()
+    for column in ("quality", "groundedness", "harm"):
+        assert rows[column].between(0, 1).all(), column
+    assert (rows["cost_usd"] > 0).all() and (rows["ms_per_output_token"] > 0).all()
+    assert rows["harm_source"].str.startswith("openai:").all()
+    # The test server answers with the first retrieved sentence: mostly grounded.
+    assert summary["groundedness"].min() > 0.5
+    # Cost is tokens x price: recompute one row from pricing.yaml's gpt-4o-mini prices.
+    one = rows.iloc[0]
+    assert math.isclose(one.cost_usd, (one.input_tokens * 0.15 + one.output_tokens * 0.60) / 1e6)
+
+    # One chat call per row, one fine-tune job, and a promotion in the registry.
+    assert server.counts["chat"] == len(rows)
+    assert server.counts["ft_create"] == 1
+    decision = json.loads((isolated_home / "tables" / "promotion_decision.json").read_text())
+    assert decision["promoted"] is True and decision["champion"] == decision["candidate_id"]
+
+    assert llmops_main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["champion"]["id"] == decision["candidate_id"]
+    assert len(report["candidates"]) == 4
+    first = report["candidates"][0]
+    assert set(first) == {"id", "prompt", "model", "metrics", "rows"}
+    assert set(first["metrics"]) == {"quality", "groundedness", "harm_rate", "cost_usd",
+                                     "latency_ms_per_token", "coverage"}
+    assert set(report["versions"]) == {"data", "index", "prompts"}
+    assert all(report["versions"].values())
+
+
+def test_second_run_with_nothing_changed_makes_no_chat_call(openai_env, isolated_home) -> None:
+    server = openai_env
+    assert materialize().success
+    first_rows = table(isolated_home, "evaluation_rows")
+    server.reset()
+    assert materialize().success
+    assert server.counts["chat"] == 0
+    assert server.counts["ft_create"] == 0 and server.counts["files"] == 0
+    again = table(isolated_home, "evaluation_rows")
+    assert again["cached"].all()
+    pd.testing.assert_series_equal(first_rows["answer"], again["answer"])
