@@ -84,7 +84,7 @@ def _ingest_document(path: Path, c: _Collector) -> None:
         c.reject(path, 1, "too_short", f"{len(text)} chars < {MIN_DOC_CHARS}", text)
         return
     heading = HEADING.search(text)
-    c.docs.append({"doc_id": path.relative_to(c.root).with_suffix("").as_posix().replace("/", "--"),
+    c.docs.append({"doc_id": "",  # assigned once every file is known (_assign_doc_ids)
                    "title": heading.group(1).strip() if heading else path.stem,
                    "text": text, "source_path": c.rel(path)})
 
@@ -149,6 +149,27 @@ def _dedupe(c: _Collector) -> dict[str, int]:
     return hits
 
 
+def _doc_aliases(docs: list[dict[str, Any]]) -> dict[str, str]:
+    """Names a Q&A `source` may use for a document: its id, its path, its file name or stem."""
+    aliases: dict[str, str] = {}
+    stems = [Path(d["source_path"]).stem for d in docs]
+    for doc, stem in zip(docs, stems, strict=True):
+        path = doc["source_path"]
+        names = {doc["doc_id"], path, path.rsplit(".", 1)[0], Path(path).name}
+        if stems.count(stem) == 1:  # a stem shared by two files would be ambiguous
+            names.add(stem)
+        aliases.update(dict.fromkeys(names, doc["doc_id"]))
+    return aliases
+
+
+def _assign_doc_ids(docs: list[dict[str, Any]]) -> None:
+    """The file stem when it is unique in the dataset, else the path: short ids people recognise."""
+    stems = [Path(d["source_path"]).stem for d in docs]
+    for doc, stem in zip(docs, stems, strict=True):
+        doc["doc_id"] = stem if stems.count(stem) == 1 else \
+            doc["source_path"].rsplit(".", 1)[0].replace("/", "--")
+
+
 def curate(root: Path, *, seed: int = 0) -> Curated:
     """Ingest every file under root; every file or line ends up curated or in rejects."""
     root = Path(root)
@@ -164,16 +185,19 @@ def curate(root: Path, *, seed: int = 0) -> Curated:
         else:
             c.reject(path, 0, "unsupported_file", f"no reader for '{suffix or path.name}' files")
     hits = _dedupe(c)
-    known_docs = {d["doc_id"] for d in c.docs}
+    _assign_doc_ids(c.docs)
+    aliases = _doc_aliases(c.docs)
     kept_qa = []
     for row in c.qa:
-        if row["doc_id"] and row["doc_id"] not in known_docs:
+        source = row["doc_id"]
+        if source and source not in aliases:
             c.reject(root / row["source_path"], row["line"], "unknown_source",
-                     f"field 'source' names {row['doc_id']!r}, which is no curated document",
+                     f"field 'source' names {source!r}, which is no curated document",
                      row["question"])
             continue
+        doc_id = aliases[source] if source else None
         # Split by source document so no document's facts leak across splits.
-        kept_qa.append({**row, "split": assign_split(row["doc_id"] or row["qa_id"], seed)})
+        kept_qa.append({**row, "doc_id": doc_id, "split": assign_split(doc_id or row["qa_id"], seed)})
     c.qa = kept_qa
     docs = pd.DataFrame(c.docs, columns=[*CURATED_DOCUMENTS.names])
     docs["split"] = [assign_split(d, seed) for d in docs["doc_id"]]

@@ -40,6 +40,6 @@ def test_cli_materializes_whole_graph_on_openai_compatible_server(openai_env, is
 def test_missing_key_is_a_clear_error_at_run_start(monkeypatch) -> None:
     monkeypatch.setenv("LLMOPS_PROVIDER", "openai")
     done = run([DAGSTER, "asset", "materialize", "-m", "llmops_pipelines.definitions",
-                "--select", "curated_documents"])
+                "--select", "*"])
     assert done.returncode != 0
     assert "OPENAI_API_KEY" in done.stdout + done.stderr

@@ -75,19 +75,26 @@ def test_counts_titles_and_readme_ignored(tmp_path: Path) -> None:
         "battery-0", "Question 0 about the battery?", "answer 0", 1)
 
 
-def test_doc_ids_from_nested_paths_and_answer_field(tmp_path: Path) -> None:
+def test_doc_ids_are_stems_unless_ambiguous_and_sources_resolve_any_alias(tmp_path: Path) -> None:
     root = tmp_path / "ds"
-    (root / "manuals").mkdir(parents=True)
+    for folder in ("manuals", "old"):
+        (root / folder).mkdir(parents=True)
     (root / "manuals" / "battery.md").write_text(DOCS["battery"])
-    (root / "qa.jsonl").write_text(json.dumps(
-        {"question": "How big?", "answer": "625 Wh", "source": "manuals--battery"}) + "\n")
+    (root / "manuals" / "warranty.md").write_text(DOCS["battery"].replace("Battery", "Warranty")
+                                                  + "\n\nLifetime frame warranty.")
+    (root / "old" / "battery.md").write_text(DOCS["battery"] + "\n\nOld edition.")
+    lines = [{"question": "How big?", "answer": "625 Wh", "source": "manuals--battery"},
+             {"question": "Frame?", "answer": "Lifetime", "source": "warranty"},
+             {"question": "Old?", "answer": "Old edition", "source": "old/battery.md"}]
+    (root / "qa.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     result = curate(root)
-    assert list(result.documents["doc_id"]) == ["manuals--battery"]
-    assert list(result.documents["source_path"]) == ["manuals/battery.md"]
+    # A unique stem is the id; a stem two files share falls back to the folder path.
+    assert sorted(result.documents["doc_id"]) == ["manuals--battery", "old--battery", "warranty"]
+    assert list(result.qa["doc_id"]) == ["manuals--battery", "warranty", "old--battery"]
     row = result.qa.iloc[0]
     assert row["ground_truth"] == "625 Wh"  # 'answer' is accepted for 'ground_truth'
-    assert row["doc_id"] == "manuals--battery"
     assert len(row["qa_id"]) == 12  # no id given: a content hash
+    assert result.rejects.empty
 
 
 def test_splits_follow_the_source_document(tmp_path: Path) -> None:
