@@ -34,7 +34,9 @@ $(DAGSTER_HOME)/dagster.yaml:
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	@echo "==> materializing the whole lifecycle (LLMOPS_PROVIDER=$${LLMOPS_PROVIDER:-local})"
-	$(BIN)/dagster asset materialize -m llmops_pipelines.definitions --select '*'
+	$(BIN)/dagster asset materialize -m llmops_pipelines.definitions --select '*' \
+		--config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
+	@echo
 	$(BIN)/llmops status
 
 test: install

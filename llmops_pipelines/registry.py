@@ -6,10 +6,11 @@ import getpass
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from llmops_pipelines.errors import LlmopsError
 from llmops_pipelines.hashing import content_hash

@@ -51,7 +51,7 @@ def render_table(report: dict[str, Any]) -> str:
     for c in report["candidates"]:
         m = c["metrics"]
 
-        def f(key: str, fmt: str) -> str:
+        def f(key: str, fmt: str, m: dict[str, Any] = m) -> str:
             return "n/a" if m[key] is None else format(m[key], fmt)
 
         mark = "*" if report["champion"] and report["champion"]["id"] == c["id"] else " "

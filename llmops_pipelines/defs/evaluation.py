@@ -5,14 +5,15 @@ import json
 import dagster as dg
 import pandas as pd
 
-from llmops_pipelines.errors import PromptError
-from llmops_pipelines.evaluation import aggregate, candidates as cands
-from llmops_pipelines.evaluation.cache import CallCache
-from llmops_pipelines.evaluation.runner import RunContext, evaluate
+from llmops_pipelines.curation import data_version
 from llmops_pipelines.defs.metadata import markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
+from llmops_pipelines.errors import PromptError
+from llmops_pipelines.evaluation import aggregate
+from llmops_pipelines.evaluation import candidates as cands
+from llmops_pipelines.evaluation.cache import CallCache
+from llmops_pipelines.evaluation.runner import RunContext, evaluate
 from llmops_pipelines.rag_app import retrieve
-from llmops_pipelines.curation import data_version
 
 GROUP = "evaluation"
 SUMMARY_COLUMNS = ["candidate_id", "rows", "coverage", "quality", "groundedness", "harm_rate",

@@ -83,7 +83,7 @@ def _answer_all(tasks: list[_Task], ctx: RunContext) -> None:
 
 def build_tasks(candidates: list[Candidate], qa: pd.DataFrame,
                 contexts: list[list[Retrieved]], defaults: dict[str, Any],
-                index_version: str) -> list[_Task]:
+                index_version: str, namespace: str) -> list[_Task]:
     """One task per question x candidate, each with its content-addressed cache key."""
     tasks = []
     for candidate in candidates:
@@ -91,7 +91,8 @@ def build_tasks(candidates: list[Candidate], qa: pd.DataFrame,
         for row, ctx in zip(qa.itertuples(index=False), contexts, strict=True):
             messages = render(candidate.prompt, row.question, ctx)
             # The rendered messages hold the question and the retrieved context.
-            key = content_hash(messages, candidate.model, params, index_version, length=32)
+            key = content_hash(namespace, messages, candidate.model, params, index_version,
+                               length=32)
             tasks.append(_Task(candidate, row, ctx, messages, params, key))
     return tasks
 
@@ -152,7 +153,8 @@ def evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[
     """One row per question x candidate, always: errors are rows with NaN metrics and a reason."""
     for candidate in candidates:
         ctx.pricing.price(candidate.model)  # an unpriced model fails before any spend
-    tasks = build_tasks(candidates, qa, contexts, defaults, ctx.versions.get("index", ""))
+    tasks = build_tasks(candidates, qa, contexts, defaults, ctx.versions.get("index", ""),
+                        ctx.provider.cache_namespace)
     ctx.progress(f"evaluating {len(candidates)} candidates x {len(qa)} questions = "
                  f"{len(tasks)} rows, concurrency {ctx.concurrency}")
     _answer_all(tasks, ctx)

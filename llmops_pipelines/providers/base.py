@@ -67,6 +67,7 @@ class Provider(Protocol):
     chat_model: str
     embedding_model: str
     stats: ProviderStats
+    cache_namespace: str  # what besides model and params decides an answer (endpoint, decoding)
 
     def chat(self, messages: Sequence[Message], *, model: str | None = None,
              temperature: float = 0.0, max_tokens: int = 256,

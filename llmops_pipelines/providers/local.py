@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 BASE_CHAT_MODEL = "smollm2-135m-instruct"
 EMBEDDING_MODEL = "all-minilm-l6-v2-int8"
 CONTEXT_TOKENS = 2048
+# A 135M model loops on headings without it ("Theft Protection" x40); part of the cache key.
+REPEAT_PENALTY = 1.1
 
 # One llama.cpp model object is not thread-safe: every call on it goes through its lock.
 _LOCKS: dict[str, threading.Lock] = {}
@@ -57,6 +59,8 @@ class LocalProvider:
         self.chat_model = settings.chat_model
         self.embedding_model = settings.embedding_model
         self.stats = ProviderStats()
+        # Answers depend on decoding settings too: a change must not reuse cached answers.
+        self.cache_namespace = f"local:repeat_penalty={REPEAT_PENALTY}"
 
     def model_path(self, model: str) -> Path:
         """The GGUF file behind a local model name."""
@@ -83,7 +87,7 @@ class LocalProvider:
         with _LOCKS[path]:
             response = llama.create_chat_completion(
                 messages=list(messages), temperature=temperature, max_tokens=max_tokens,
-                seed=0)
+                seed=0, repeat_penalty=REPEAT_PENALTY)
         latency_ms = (time.perf_counter() - started) * 1000
         self.stats.record("chat")
         usage = response.get("usage") or {}

@@ -41,6 +41,8 @@ class OpenAIProvider:
         self.chat_model = settings.chat_model
         self.embedding_model = settings.embedding_model
         self.stats = ProviderStats()
+        # The same model name on two endpoints (OpenAI, Ollama) answers differently.
+        self.cache_namespace = f"openai:{self.client.base_url}"
         self._moderation_available = True
 
     def chat(self, messages: Sequence[Message], *, model: str | None = None,
