@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -36,12 +37,24 @@ _LOCKS: dict[str, threading.Lock] = {}
 def _load_llama(path: str) -> Any:
     from llama_cpp import Llama
 
+    if not _LOCKS:
+        # Free the models while the interpreter is still whole: llama.cpp's own __del__ at
+        # shutdown finds its bindings already torn down and prints tracebacks.
+        atexit.register(_close_models)
+
     started = time.perf_counter()
     model = Llama(model_path=path, n_ctx=CONTEXT_TOKENS, n_threads=os.cpu_count() or 2,
                   seed=0, verbose=False)
     log.info("loaded %s in %.1fs", Path(path).name, time.perf_counter() - started)
     _LOCKS.setdefault(path, threading.Lock())
     return model
+
+
+def _close_models() -> None:
+    for path in list(_LOCKS):
+        with _LOCKS[path]:
+            _load_llama(path).close()
+    _load_llama.cache_clear()
 
 
 @functools.lru_cache(maxsize=1)
