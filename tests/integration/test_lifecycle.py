@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from llmops_pipelines.cli import main as llmops_main
 from llmops_pipelines.definitions import defs
@@ -99,3 +100,21 @@ def test_second_run_with_nothing_changed_makes_no_chat_call(openai_env, isolated
     again = table(isolated_home, "evaluation_rows")
     assert again["cached"].all()
     pd.testing.assert_series_equal(first_rows["answer"], again["answer"])
+
+
+@pytest.mark.slow
+def test_whole_lifecycle_on_the_embedded_default(isolated_home, monkeypatch) -> None:
+    """What `make demo` runs, on the real local models (fine-tune off, two questions: fast)."""
+    monkeypatch.setenv("LLMOPS_FINETUNE", "off")
+    monkeypatch.setenv("LLMOPS_EVAL_LIMIT", "2")
+    assert materialize().success
+    rows = table(isolated_home, "evaluation_rows")
+    assert len(rows) == 2 * 2 and rows["error"].isna().all()
+    assert rows["answer"].str.len().gt(0).all()
+    assert rows["harm_source"].eq("local-lexicon-v1").all()
+    # The local model is priced at 0 in pricing.yaml: a real 0 from real token counts.
+    assert (rows["output_tokens"] > 0).all() and (rows["cost_usd"] == 0.0).all()
+    assert (rows["ms_per_output_token"] > 0).all()
+    assert rows["groundedness"].between(0, 1).all() and rows["quality"].between(0, 1).all()
+    decision = json.loads((isolated_home / "tables" / "promotion_decision.json").read_text())
+    assert decision["reasons"]
