@@ -6,8 +6,11 @@ from llmops_pipelines.defs import curation, evaluation, finetune, promotion, rag
 from llmops_pipelines.defs.io import TablesIOManager
 from llmops_pipelines.defs.resources import LlmopsResource
 
+MODULES = [curation, rag, finetune, evaluation, promotion]
+
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([curation, rag, finetune, evaluation, promotion]),
+    assets=dg.load_assets_from_modules(MODULES),
+    asset_checks=dg.load_asset_checks_from_modules(MODULES),
     resources={"llmops": LlmopsResource(), "io_manager": TablesIOManager()},
     # In-process: the multiprocess executor re-imports the code per step (48 s vs 10 s here).
     executor=dg.in_process_executor,
