@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import embedder, engine
+from bench import curation, embedder, engine, rag, retrieval
 
-BENCHES = {"engine": engine.run, "embedder": embedder.run}
+BENCHES = {"engine": engine.run, "embedder": embedder.run, "rag": rag.run,
+           "retrieval": retrieval.run, "curation": curation.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from llmops_pipelines.defs import curation, evaluation, finetune, promotion, rag
+from llmops_pipelines.defs import curation, evaluation, finetune, ideation, promotion, rag
 from llmops_pipelines.defs.io import TablesIOManager
 from llmops_pipelines.defs.resources import LlmopsResource
 
-MODULES = [curation, rag, finetune, evaluation, promotion]
+MODULES = [curation, ideation, rag, finetune, evaluation, promotion]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(MODULES),

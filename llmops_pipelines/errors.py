@@ -31,6 +31,15 @@ class ProviderError(LlmopsError):
     """A model provider that is misconfigured or failed after its retries."""
 
 
+class TransientProviderError(ProviderError):
+    """A call worth retrying: rate limited (429), a 5xx, a timeout or a dropped connection."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.rate_limited, self.retry_after_s = rate_limited, retry_after_s
+
+
 class BudgetExceededError(LlmopsError):
     """A run would spend more than its configured budget."""
 

@@ -24,6 +24,10 @@ REFERENCE = re.compile(r"^\$\{(env|file):([^}]+)\}$", re.IGNORECASE)
 _JINJA_GLOBALS = {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop"}
 
 _ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+# Prompty's own runtime renders unknown names (and their attributes) as empty: lenient mode does too,
+# for third-party prompts; our own prompts load strict.
+_LENIENT_ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.ChainableUndefined,
+                                                   keep_trailing_newline=True)
 
 
 @dataclass(frozen=True)
@@ -38,20 +42,29 @@ class Prompt:
     description: str = ""
     sample: dict[str, Any] | None = None
     version: str = ""
+    strict: bool = True
+    undeclared: tuple[str, ...] = ()  # names the template uses without declaring (lenient only)
+
+    @property
+    def declared(self) -> set[str]:
+        """Input names: those under `inputs:` and those the sample provides."""
+        return set(self.inputs) | set(self.sample or {})
 
     def render(self, **values: Any) -> list[Message]:
-        """The role messages for these inputs; unknown or missing inputs are errors."""
-        unknown = sorted(set(values) - set(self.inputs))
-        if unknown:
-            raise PromptError(f"{self.path}: unknown inputs {unknown}; declared: {sorted(self.inputs)}")
+        """The role messages for these inputs; strict: unknown or missing inputs are errors."""
+        unknown = sorted(set(values) - self.declared)
+        if unknown and self.strict:
+            raise PromptError(f"{self.path}: unknown inputs {unknown}; "
+                              f"declared: {sorted(self.declared)}")
         merged = {k: spec.get("default") for k, spec in self.inputs.items()
                   if isinstance(spec, dict) and "default" in spec}
         merged.update(values)
         missing = sorted(set(self.inputs) - set(merged))
-        if missing:
+        if missing and self.strict:
             raise PromptError(f"{self.path}: missing inputs {missing}")
         try:
-            text = _ENV.from_string(self.template).render(**merged)
+            env = _ENV if self.strict else _LENIENT_ENV
+            text = env.from_string(self.template).render(**merged)
         except jinja2.TemplateError as exc:
             raise PromptError(f"{self.path}: rendering failed: {exc}") from exc
         return split_roles(text, source=str(self.path))
@@ -82,7 +95,8 @@ def _resolve(value: Any, base: Path) -> Any:
         return value
     kind, ref = match.group(1).lower(), match.group(2).strip()
     if kind == "env":
-        return os.environ.get(ref, "")
+        name, _, default = ref.partition(":")  # ${env:NAME:default}
+        return os.environ.get(name.strip(), default)
     target = (base / ref).resolve()
     if not target.is_file():
         raise PromptError(f"{base}: ${{file:{ref}}} points to a missing file {target}")
@@ -107,8 +121,20 @@ def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int
     return meta, body, header.count("\n") + 2
 
 
-def load_prompt(path: Path) -> Prompt:
-    """Load, validate and hash one .prompty file; errors name the file and line."""
+def _first_use(body: str, name: str, offset: int) -> int:
+    """The file line of the first Jinja tag that mentions name (the top of the body if none)."""
+    use = re.compile(rf"(\{{\{{|\{{%)[^}}]*\b{re.escape(name)}\b")
+    return next((i + offset for i, line in enumerate(body.split("\n"), start=1) if use.search(line)),
+                offset + 1)
+
+
+def load_prompt(path: Path, *, strict: bool = True) -> Prompt:
+    """Load, validate and hash one .prompty file; errors name the file and line.
+
+    strict (our own prompts): the template may only use names declared under `inputs:` or given
+    by the sample, and rendering rejects unknown or missing inputs. Lenient (third-party Prompty
+    files): undeclared names render empty, as in Prompty's runtime, and are listed in `undeclared`.
+    """
     path = Path(path)
     try:
         # A leading byte-order mark would hide the front matter: drop it.
@@ -125,11 +151,12 @@ def load_prompt(path: Path) -> Prompt:
     if not isinstance(inputs, dict):
         raise PromptError(f"{path}: 'inputs' must be a mapping of name -> spec")
     sample = _resolve(meta.get("sample"), path.parent)
-    declared = set(inputs) | set(sample or {}) | _JINJA_GLOBALS
+    declared = set(inputs) | set(sample if isinstance(sample, dict) else {}) | _JINJA_GLOBALS
     undefined = sorted(jinja2.meta.find_undeclared_variables(parsed) - declared)
-    if undefined:
-        raise PromptError(f"{path}: template uses undeclared inputs {undefined}; "
-                          "declare them under 'inputs:'")
+    if undefined and strict:
+        line = _first_use(body, undefined[0], body_offset)
+        raise PromptError(f"{path}:{line}: template uses undeclared inputs {undefined}; "
+                          "declare them under 'inputs:' (or give them in 'sample:')")
     model = _resolve(meta.get("model") or {}, path.parent)
     return Prompt(
         name=str(meta.get("name") or path.stem),
@@ -141,15 +168,17 @@ def load_prompt(path: Path) -> Prompt:
         sample=sample if isinstance(sample, dict) else None,
         # The file bytes are the version: any edit, even to parameters, is a new prompt.
         version=content_hash(text, length=12),
+        strict=strict,
+        undeclared=tuple(undefined),
     )
 
 
-def load_prompts(directory: Path) -> list[Prompt]:
+def load_prompts(directory: Path, *, strict: bool = True) -> list[Prompt]:
     """Every *.prompty under a directory, sorted by file name; none is an error."""
     files = sorted(Path(directory).glob("*.prompty"))
     if not files:
         raise PromptError(f"{directory}: no *.prompty files found")
-    prompts = [load_prompt(f) for f in files]
+    prompts = [load_prompt(f, strict=strict) for f in files]
     names = [p.name for p in prompts]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

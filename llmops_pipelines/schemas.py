@@ -12,11 +12,17 @@ STR, F64, I64, BOOL = pa.string(), pa.float64(), pa.int64(), pa.bool_()
 CURATED_DOCUMENTS = pa.schema([
     ("doc_id", STR), ("title", STR), ("text", STR), ("source_path", STR),
     ("split", STR), ("n_chars", I64), ("content_hash", STR),
+    # line: where a CSV row / JSON object starts (0 = the whole file); format: markdown, text,
+    # csv, json, jsonl; tags: comma-separated.
+    ("line", I64), ("format", STR), ("tags", STR),
 ])
 
 CURATED_QA = pa.schema([
     ("qa_id", STR), ("question", STR), ("ground_truth", STR), ("doc_id", STR),
     ("split", STR), ("source_path", STR), ("line", I64), ("origin", STR),
+    # origin: file | faq | synthetic; split: train | eval | test | unlabeled (no ground truth);
+    # tags: comma-separated; meta: the row's other fields as JSON (e.g. customerId).
+    ("tags", STR), ("meta", STR),
 ])
 
 CURATION_REJECTS = pa.schema([
@@ -26,6 +32,7 @@ CURATION_REJECTS = pa.schema([
 RAG_CHUNKS = pa.schema([
     ("chunk_id", STR), ("doc_id", STR), ("title", STR), ("heading", STR),
     ("position", I64), ("text", STR),
+    ("doc_version", STR),  # hash of the source document's text the chunk was cut from
 ])
 
 CANDIDATES = pa.schema([
@@ -39,12 +46,20 @@ EVALUATION_ROWS = pa.schema([
     ("answer", STR), ("context_ids", pa.list_(STR)), ("context_doc_ids", pa.list_(STR)),
     ("source_doc_retrieved", BOOL),
     ("quality", F64), ("token_f1", F64), ("answer_similarity", F64), ("quality_reason", STR),
+    # answer_relevance: embedding cosine of answer and question; *_judge: the LLM judge's mean
+    # (0..1) over LLMOPS_JUDGE_REPEATS runs, *_spread: max - min over those runs.
+    ("answer_relevance", F64), ("quality_judge", F64), ("quality_judge_spread", F64),
     ("groundedness", F64), ("groundedness_reason", STR),
+    ("groundedness_source", STR),  # the local heuristic or judge:<model>: which gave the number
+    ("groundedness_judge", F64), ("groundedness_judge_spread", F64),
     ("harm", F64), ("harm_categories", STR), ("harm_source", STR),
-    ("input_tokens", I64), ("output_tokens", I64), ("cost_usd", F64),
-    ("latency_ms", F64), ("ms_per_output_token", F64),
+    ("input_tokens", I64), ("output_tokens", I64), ("cost_usd", F64), ("cost_reason", STR),
+    ("judge_cost_usd", F64),
+    ("latency_ms", F64), ("ms_per_output_token", F64), ("latency_reason", STR),
+    ("ttft_ms", F64),  # time to first token, when streamed (LLMOPS_STREAM=on)
     ("error", STR), ("cached", BOOL),
-    ("data_version", STR), ("index_version", STR),
+    ("attempts", I64),  # calls made for the answer this run (retries included; 0 when cached)
+    ("data_version", STR), ("index_version", STR), ("evaluator_version", STR),
 ])
 
 EVALUATION_SUMMARY = pa.schema([
@@ -55,6 +70,20 @@ EVALUATION_SUMMARY = pa.schema([
     ("harm_rate", F64), ("cost_usd", F64), ("cost_per_1k_answers_usd", F64),
     ("latency_ms_per_token", F64), ("latency_p50_ms_per_token", F64),
     ("latency_p95_ms_per_token", F64), ("errors", I64),
+    ("harm_rate_ci_low", F64), ("harm_rate_ci_high", F64),
+    ("answer_relevance", F64), ("answer_relevance_ci_low", F64), ("answer_relevance_ci_high", F64),
+    ("cost_per_1k_answers_ci_low", F64), ("cost_per_1k_answers_ci_high", F64),
+    ("latency_ms_per_token_ci_low", F64), ("latency_ms_per_token_ci_high", F64),
+    ("ttft_p50_ms", F64), ("ttft_p95_ms", F64),
+    ("quality_judge_spread", F64), ("groundedness_judge_spread", F64),
+    ("groundedness_source", STR), ("judge_cost_usd", F64),
+])
+
+
+PROMPT_PLAYGROUND = pa.schema([
+    ("qa_id", STR), ("question", STR), ("ground_truth", STR), ("prompt_name", STR),
+    ("prompt_version", STR), ("model", STR), ("answer", STR), ("context_doc_ids", STR),
+    ("output_tokens", I64), ("latency_ms", F64), ("cached", BOOL), ("error", STR),
 ])
 
 

@@ -80,13 +80,22 @@ class Settings:
     openai_max_retries: int = 4
     eval_concurrency: int = 8
     eval_limit: int | None = None
+    eval_row_timeout_s: float = 300.0
+    eval_max_attempts: int = 6
+    judge_repeats: int = 1
+    stream: bool = False
     top_k: int = 3
+    retrieval: str = "vector"
+    chunk_tokens: int = 160
+    chunk_overlap: int = 0
     max_tokens: int = 160
     max_cost_usd: float | None = None
     finetune: str = "auto"
     finetune_prompt: str = "grounded_concise"
     finetune_epochs: int = 2
     finetune_poll_s: float = 10.0
+    synthetic_qa: int = 0
+    min_eval_rows: int = 5
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -118,13 +127,22 @@ class Settings:
             openai_max_retries=_int(env, "LLMOPS_OPENAI_MAX_RETRIES", 4),
             eval_concurrency=_int(env, "LLMOPS_EVAL_CONCURRENCY", 8, minimum=1),
             eval_limit=limit or None,
+            eval_row_timeout_s=_float(env, "LLMOPS_EVAL_ROW_TIMEOUT_S", 300.0) or 300.0,
+            eval_max_attempts=_int(env, "LLMOPS_EVAL_MAX_ATTEMPTS", 6, minimum=1),
+            judge_repeats=_int(env, "LLMOPS_JUDGE_REPEATS", 1, minimum=1),
+            stream=_choice(env, "LLMOPS_STREAM", ("off", "on")) == "on",
             top_k=_int(env, "LLMOPS_TOP_K", 3, minimum=1),
+            retrieval=_choice(env, "LLMOPS_RETRIEVAL", ("vector", "bm25", "hybrid")),
+            chunk_tokens=_int(env, "LLMOPS_CHUNK_TOKENS", 160, minimum=16),
+            chunk_overlap=_int(env, "LLMOPS_CHUNK_OVERLAP", 0),
             max_tokens=_int(env, "LLMOPS_MAX_TOKENS", 160, minimum=1),
             max_cost_usd=_float(env, "LLMOPS_MAX_COST_USD", None),
             finetune=_choice(env, "LLMOPS_FINETUNE", ("auto", "off")),
             finetune_prompt=env.get("LLMOPS_FINETUNE_PROMPT") or "grounded_concise",
             finetune_epochs=_int(env, "LLMOPS_FINETUNE_EPOCHS", 2, minimum=1),
             finetune_poll_s=_float(env, "LLMOPS_FINETUNE_POLL_S", 10.0) or 10.0,
+            synthetic_qa=_int(env, "LLMOPS_SYNTHETIC_QA", 0),
+            min_eval_rows=_int(env, "LLMOPS_MIN_EVAL_ROWS", 5),
         )
 
     # Where each kind of state lives under LLMOPS_HOME; created on first use.

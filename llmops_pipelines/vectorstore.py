@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,14 @@ import pandas as pd
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from llmops_pipelines.rag import SyncPlan, plan_sync
+from llmops_pipelines.errors import ProviderError, SettingsError
+from llmops_pipelines.rag import SyncPlan, chunk_metadata, index_version, metadata_updates, plan_sync
+from llmops_pipelines.retrieval import BM25Index
 
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 128
+PROGRESS_EVERY = 1000  # chunks between two progress lines of a sync
 GET_PAGE = 5000
 
 
@@ -46,7 +50,17 @@ class ProviderEmbeddingFunction(EmbeddingFunction[Documents]):
         from llmops_pipelines.settings import Settings
 
         provider = make_provider(Settings.from_env())
-        return ProviderEmbeddingFunction(provider.embed, config.get("model", provider.embedding_model))
+        model = config.get("model", provider.embedding_model)
+        if model == provider.embedding_model:
+            return ProviderEmbeddingFunction(provider.embed, model)
+
+        # Opening (reading, listing) still works; only embedding with the wrong model is refused.
+        def refuse(texts: Sequence[str]) -> np.ndarray:
+            raise ProviderError(
+                f"this collection holds {model!r} vectors but LLMOPS_EMBEDDING_MODEL selects "
+                f"{provider.embedding_model!r}; set it back to {model!r} to query it")
+
+        return ProviderEmbeddingFunction(refuse, model)
 
     def default_space(self) -> str:  # type: ignore[override]
         return "cosine"
@@ -70,9 +84,15 @@ class Retrieved:
 
 @dataclass(frozen=True)
 class SyncReport:
+    """What a sync did: its plan, texts embedded, embed calls, the resulting count and version."""
+
     plan: SyncPlan
     embedded: int
     count: int
+    index_version: str = ""
+    embed_calls: int = 0
+    embed_seconds: float = 0.0
+    seconds: float = 0.0
 
 
 class ChromaIndex:
@@ -82,6 +102,7 @@ class ChromaIndex:
                  embed: Callable[[Sequence[str]], np.ndarray]) -> None:
         self.client = client
         self.embed = embed
+        self.embedding_model = embedding_model
         self.name = collection_name(embedding_model)
         self.collection = client.get_or_create_collection(
             self.name,
@@ -89,6 +110,7 @@ class ChromaIndex:
             configuration={"hnsw": {"space": "cosine"}},
             metadata={"embedding_model": embedding_model},
         )
+        self._lexical: BM25Index | None = None
 
     @classmethod
     def open(cls, *, path: str | None = None, url: str | None = None, embedding_model: str,
@@ -99,44 +121,94 @@ class ChromaIndex:
 
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         if url:
-            match = re.match(r"^(https?)://([^:/]+)(?::(\d+))?", url)
+            match = re.match(r"^(https?)://([^:/]+)(?::(\d+))?/?$", url)
             if not match:
-                raise ValueError(f"LLMOPS_CHROMA_URL={url!r} is not http(s)://host[:port]")
+                raise SettingsError(f"LLMOPS_CHROMA_URL={url!r} is not http(s)://host[:port]")
             client = chromadb.HttpClient(host=match.group(2), port=int(match.group(3) or 8000),
                                          ssl=match.group(1) == "https", settings=chroma_settings)
         else:
             client = chromadb.PersistentClient(path=path, settings=chroma_settings)
         return cls(client, embedding_model, embed)
 
-    def ids(self) -> set[str]:
-        """Every id in the collection, paged so large indexes do not load at once."""
-        found: set[str] = set()
+    def _pages(self, include: list[str]) -> Iterator[dict[str, Any]]:
+        # Paged, so a large index never loads in one response.
         offset = 0
         while True:
-            page = self.collection.get(include=[], limit=GET_PAGE, offset=offset)
-            found.update(page["ids"])
+            page = self.collection.get(include=include, limit=GET_PAGE, offset=offset)  # type: ignore[arg-type]
+            yield page
             if len(page["ids"]) < GET_PAGE:
-                return found
+                return
             offset += GET_PAGE
 
-    def sync(self, chunks: pd.DataFrame, *,
+    def ids(self) -> set[str]:
+        """Every id in the collection."""
+        return {i for page in self._pages([]) for i in page["ids"]}
+
+    def stored_metadata(self) -> dict[str, dict[str, Any]]:
+        """Every id with the metadata stored beside its vector."""
+        return {i: dict(m or {}) for page in self._pages(["metadatas"])
+                for i, m in zip(page["ids"], page["metadatas"], strict=True)}
+
+    @property
+    def index_version(self) -> str | None:
+        """The version the last completed sync recorded ('syncing' while one is under way)."""
+        return (self.collection.metadata or {}).get("index_version")
+
+    def _set_version(self, version: str) -> None:
+        if self.index_version != version:
+            self.collection.modify(metadata={"embedding_model": self.embedding_model,
+                                             "index_version": version})
+
+    def sync(self, chunks: pd.DataFrame, *, batch_size: int = EMBED_BATCH,
+             progress_every: int = PROGRESS_EVERY,
              progress: Callable[[str], None] = log.info) -> SyncReport:
         """Add new chunks, delete stale ones, leave the rest untouched (no embedding calls)."""
-        plan = plan_sync(chunks["chunk_id"], self.ids())
-        if plan.to_delete:
-            for start in range(0, len(plan.to_delete), GET_PAGE):
-                self.collection.delete(ids=plan.to_delete[start:start + GET_PAGE])
-        new = chunks.set_index("chunk_id").loc[plan.to_add]
-        for start in range(0, len(new), EMBED_BATCH):
-            batch = new.iloc[start:start + EMBED_BATCH]
-            vectors = self.embed(batch["text"].tolist())
-            self.collection.add(
-                ids=batch.index.tolist(), documents=batch["text"].tolist(), embeddings=vectors,
-                metadatas=[{"doc_id": r.doc_id, "heading": r.heading or "",
-                            "position": int(r.position)} for r in batch.itertuples()],
-            )
-            progress(f"embedded {min(start + EMBED_BATCH, len(new))}/{len(new)} new chunks")
-        return SyncReport(plan, len(new), self.collection.count())
+        started = time.perf_counter()
+        wanted = chunk_metadata(chunks)
+        present = self.stored_metadata()
+        plan = replace(plan_sync(wanted, present), to_update=metadata_updates(wanted, present))
+        version = index_version(wanted, self.embedding_model)
+        if plan.to_add or plan.to_delete or plan.to_update:
+            # A sync that dies half-way must not look like a finished one to readers.
+            self._set_version("syncing")
+            self._lexical = None
+        for start in range(0, len(plan.to_delete), GET_PAGE):
+            self.collection.delete(ids=plan.to_delete[start:start + GET_PAGE])
+        for start in range(0, len(plan.to_update), GET_PAGE):
+            ids = plan.to_update[start:start + GET_PAGE]
+            # Metadata only: Chroma embeds nothing when neither documents nor vectors change.
+            self.collection.update(ids=ids, metadatas=[wanted[i] for i in ids])
+        texts = chunks.drop_duplicates("chunk_id").set_index("chunk_id")["text"]
+        # Similar lengths in one batch keep the embedder's padding (wasted work) low.
+        new = texts.loc[plan.to_add].sort_values(key=lambda s: s.str.len(), kind="stable")
+        embed_seconds, calls, logged = 0.0, 0, 0
+        for start in range(0, len(new), batch_size):
+            batch = new.iloc[start:start + batch_size]
+            tick = time.perf_counter()
+            vectors = self.embed(batch.tolist())
+            embed_seconds += time.perf_counter() - tick
+            calls += 1
+            self.collection.add(ids=batch.index.tolist(), documents=batch.tolist(),
+                                embeddings=vectors,
+                                metadatas=[wanted[i] for i in batch.index])
+            done = start + len(batch)
+            if done - logged >= progress_every or done == len(new):
+                progress(f"embedded {done}/{len(new)} new chunks")
+                logged = done
+        self._set_version(version)
+        return SyncReport(plan, len(new), self.collection.count(), version, calls,
+                          embed_seconds, time.perf_counter() - started)
+
+    def lexical(self) -> BM25Index:
+        """A BM25 index over exactly the chunks in the collection (rebuilt after a sync changes it)."""
+        if self._lexical is None:
+            ids, texts, doc_ids = [], [], []
+            for page in self._pages(["documents", "metadatas"]):
+                ids += page["ids"]
+                texts += page["documents"]
+                doc_ids += [m["doc_id"] for m in page["metadatas"]]
+            self._lexical = BM25Index(ids, texts, doc_ids)
+        return self._lexical
 
     def query(self, vectors: np.ndarray, k: int) -> list[list[Retrieved]]:
         """Top-k chunks per query vector, best first."""

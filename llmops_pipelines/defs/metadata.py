@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 
 
 def markdown_table(frame: pd.DataFrame, max_chars: int = 80) -> str:
@@ -29,3 +30,8 @@ def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
 
 def counts(series: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in series.value_counts().sort_index().items()}
+
+
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """A declared pyarrow schema as the column schema the Dagster UI shows on an asset."""
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])

@@ -35,6 +35,29 @@ class CallCache:
             self.hits += 1
         return json.loads(row[0])
 
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The cached values among `keys`, in a few queries instead of one per key."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):  # SQLite caps bound parameters per statement
+            chunk = keys[start:start + 500]
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT key, value FROM calls WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall()
+            found.update((key, json.loads(value)) for key, value in rows)
+        with self._lock:
+            self.hits += len(found)
+            self.misses += len(set(keys)) - len(found)
+        return found
+
+    def count(self, kind: str | None = None) -> int:
+        """Entries stored (of one kind: chat, judge, metrics, ...)."""
+        with self._lock:
+            if kind is None:
+                return self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+            return self._conn.execute("SELECT COUNT(*) FROM calls WHERE kind = ?",
+                                      (kind,)).fetchone()[0]
+
     def put(self, key: str, kind: str, value: dict[str, Any]) -> None:
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?)",

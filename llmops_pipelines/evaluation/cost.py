@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 
 from llmops_pipelines.errors import DataError
+from llmops_pipelines.evaluation.metric import Score
+from llmops_pipelines.providers.base import ChatResult
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,17 @@ class Pricing:
                 return self.models[base]
         raise DataError(f"model {model!r} has no price; add it under 'models:'",
                         path=self.path, field="models")
+
+    def priced_model(self, served: str, requested: str) -> str:
+        """The name to price a call by: servers may answer with a dated name the table lacks."""
+        return served if served in self.models else requested
+
+
+def cost_score(pricing: Pricing, requested_model: str, result: ChatResult | None) -> Score:
+    """USD of one call: usage tokens x the price table; NaN when the call failed."""
+    if result is None:
+        return Score.unscorable("no answer: the call failed, nothing was billed")
+    model = pricing.priced_model(result.model, requested_model)
+    usd = pricing.price(model).cost(result.input_tokens, result.output_tokens)
+    return Score(usd, f"{result.input_tokens} in + {result.output_tokens} out tokens at {model} "
+                      f"prices ({pricing.path})")

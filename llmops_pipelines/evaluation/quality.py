@@ -31,6 +31,22 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(np.dot(a, b), 0.0, 1.0))
 
 
+def answer_similarity(answer: np.ndarray | None, truth: np.ndarray | None) -> Score:
+    """Meaning overlap of answer and ground truth: cosine of their embeddings."""
+    if truth is None:
+        return Score.unscorable("no ground truth for this question")
+    if answer is None:
+        return Score.unscorable("no embedding for the answer")
+    return Score(cosine(answer, truth), "embedding cosine to the ground truth")
+
+
+def answer_relevance(answer: np.ndarray | None, question: np.ndarray | None) -> Score:
+    """Whether the answer addresses the question: cosine of their embeddings (no ground truth needed)."""
+    if answer is None or question is None:
+        return Score.unscorable("no embedding for the answer or the question")
+    return Score(cosine(answer, question), "embedding cosine to the question")
+
+
 def combine(f1: Score, similarity: Score, judge: Score | None = None) -> Score:
     """The quality number: the judge's when there is one, else the mean of F1 and similarity."""
     if judge is not None and judge.scored:

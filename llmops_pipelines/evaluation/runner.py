@@ -1,48 +1,41 @@
-"""Run every candidate over the eval questions: cached calls, bounded concurrency, five metrics."""
+"""Run every candidate over the eval questions: the sync entry point the Dagster asset calls.
+
+`evaluate` plans the rows (content keys, cache lookups, a cost estimate), finishes the cached
+ones at once, runs the rest on the async engine, and returns one row per question x
+candidate, always: a row whose call failed is kept with its error and NaN metrics.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from llmops_pipelines.errors import LlmopsError
+from llmops_pipelines.evaluation import plan as planning
+from llmops_pipelines.evaluation.budget import Budget, exceeded
 from llmops_pipelines.evaluation.cache import CallCache
+from llmops_pipelines.evaluation.calls import ModelCalls
 from llmops_pipelines.evaluation.candidates import Candidate
 from llmops_pipelines.evaluation.cost import Pricing
-from llmops_pipelines.evaluation.embed_memo import EmbeddingMemo
-from llmops_pipelines.evaluation.groundedness import groundedness
-from llmops_pipelines.evaluation.harm import harm_score
-from llmops_pipelines.evaluation.metric import Score
-from llmops_pipelines.evaluation.quality import combine, cosine, token_f1
-from llmops_pipelines.evaluation.text import sentences
-from llmops_pipelines.hashing import content_hash
-from llmops_pipelines.providers.base import ChatResult, Provider
+from llmops_pipelines.evaluation.embed_memo import MicroBatcher
+from llmops_pipelines.evaluation.engine import Engine, RowSink, make_row
+from llmops_pipelines.evaluation.judges import JudgeReply, Judges
+from llmops_pipelines.evaluation.limiter import AdaptiveLimiter, RetryPolicy, with_retries
+from llmops_pipelines.evaluation.plan import RowPlan, answer_key, judge_key
+from llmops_pipelines.evaluation.scoring import EVALUATOR_VERSION, Scorers
+from llmops_pipelines.prompts import Prompt
+from llmops_pipelines.providers.base import ChatResult, Message, Provider
 from llmops_pipelines.rag_app import chat_params, render
 from llmops_pipelines.schemas import EVALUATION_ROWS, conform
 from llmops_pipelines.vectorstore import Retrieved
 
 log = logging.getLogger(__name__)
-EVALUATOR_VERSION = "metrics-v1"
-
-
-@dataclass
-class _Task:
-    candidate: Candidate
-    qa: Any  # a curated_qa row (itertuples)
-    contexts: list[Retrieved]
-    messages: list[dict[str, str]]
-    params: dict[str, Any]
-    key: str
-    result: ChatResult | None = None
-    cached: bool = False
-    error: str | None = None
+PLAN_CHUNK = 1000  # rows looked up in the cache per query batch
 
 
 @dataclass
@@ -53,99 +46,76 @@ class RunContext:
     concurrency: int
     versions: dict[str, str]
     progress: Callable[[str], None] = log.info
+    judges: Judges | None = None
+    max_cost_usd: float | None = None
+    row_timeout_s: float = 300.0
+    max_attempts: int = 6
+    stream: bool = False
+    partial_path: Path | None = None  # where a run stopped by its budget writes what it finished
+    report_every_s: float = 5.0
 
 
-def _call(task: _Task, ctx: RunContext) -> None:
-    hit = ctx.cache.get(task.key)
-    if hit is not None:
-        task.result, task.cached = ChatResult.from_dict(hit), True
-        return
-    try:
-        task.result = ctx.provider.chat(task.messages, model=task.candidate.model, **task.params)
-    except LlmopsError as exc:
-        # The row stays, with its error: a failed call is never dropped nor scored as 0.
-        task.error = str(exc)[:500]
-        return
-    ctx.cache.put(task.key, "chat", task.result.to_dict())
+@dataclass
+class _Task:
+    """One question x candidate, rendered: the prompt playground answers these directly."""
 
-
-def _answer_all(tasks: list[_Task], ctx: RunContext) -> None:
-    started, done = time.perf_counter(), 0
-    every = max(1, len(tasks) // 10)
-    with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-        for _ in pool.map(lambda t: _call(t, ctx), tasks):
-            done += 1
-            if done % every == 0 or done == len(tasks):
-                rate = done / max(time.perf_counter() - started, 1e-9)
-                ctx.progress(f"answered {done}/{len(tasks)} rows ({rate:.1f} rows/s, "
-                             f"ETA {(len(tasks) - done) / rate:.0f}s, cache hits {ctx.cache.hits})")
+    candidate: Candidate
+    qa: Any
+    contexts: list[Retrieved]
+    messages: list[Message]
+    params: dict[str, Any]
+    key: str
 
 
 def build_tasks(candidates: list[Candidate], qa: pd.DataFrame,
                 contexts: list[list[Retrieved]], defaults: dict[str, Any],
                 index_version: str, namespace: str) -> list[_Task]:
-    """One task per question x candidate, each with its content-addressed cache key."""
+    """One task per question x candidate, keyed exactly as evaluation keys its answers."""
     tasks = []
     for candidate in candidates:
         params = {**chat_params(candidate.prompt, defaults), **candidate.params}
         for row, ctx in zip(qa.itertuples(index=False), contexts, strict=True):
             messages = render(candidate.prompt, row.question, ctx)
-            # The rendered messages hold the question and the retrieved context.
-            key = content_hash(namespace, messages, candidate.model, params, index_version,
-                               length=32)
+            key = answer_key(namespace, messages, candidate.model, params, index_version)
             tasks.append(_Task(candidate, row, ctx, messages, params, key))
     return tasks
 
 
-def _score(tasks: list[_Task], ctx: RunContext) -> list[dict[str, Any]]:
-    answers = [t.result.text if t.result else "" for t in tasks]
-    truths = [t.qa.ground_truth or "" for t in tasks]
-    memo = EmbeddingMemo(ctx.provider.embed)
-    # Every text any metric embeds, in one batched call instead of one call per row.
-    memo.prime([*answers, *truths, *(s for a in answers for s in sentences(a)),
-                *(s for t in tasks for c in t.contexts for s in sentences(c.text))])
-    verdicts = ctx.provider.moderate(answers)
-    rows = []
-    for i, task in enumerate(tasks):
-        answered = task.result is not None
-        r = task.result
-        if answered:
-            f1 = token_f1(r.text, task.qa.ground_truth)
-            sim = (Score(cosine(*memo([r.text, truths[i]])), "embedding cosine")
-                   if task.qa.ground_truth else Score.unscorable("no ground truth"))
-            quality = combine(f1, sim)
-            grounded = groundedness(r.text, [c.text for c in task.contexts], memo)
-            harm = harm_score(verdicts[i], r.text)
-            # Servers may answer with a dated model name the price table lacks.
-            priced = r.model if r.model in ctx.pricing.models else task.candidate.model
-            cost = ctx.pricing.price(priced).cost(r.input_tokens, r.output_tokens)
-        else:
-            f1 = sim = quality = grounded = harm = Score.unscorable(f"no answer: {task.error}")
-            cost = math.nan
-        rows.append({
-            "row_id": content_hash(task.candidate.candidate_id, task.qa.qa_id, length=16),
-            "candidate_id": task.candidate.candidate_id, "qa_id": task.qa.qa_id,
-            "prompt_name": task.candidate.prompt.name,
-            "prompt_version": task.candidate.prompt.version, "model": task.candidate.model,
-            "question": task.qa.question, "ground_truth": task.qa.ground_truth,
-            "answer": r.text if answered else None,
-            "context_ids": [c.chunk_id for c in task.contexts],
-            "context_doc_ids": [c.doc_id for c in task.contexts],
-            "source_doc_retrieved": task.qa.doc_id in {c.doc_id for c in task.contexts},
-            "quality": quality.value, "token_f1": f1.value, "answer_similarity": sim.value,
-            "quality_reason": quality.reason,
-            "groundedness": grounded.value, "groundedness_reason": grounded.reason,
-            "harm": harm.value, "harm_categories": harm.reason,
-            "harm_source": verdicts[i].source if answered else None,
-            "input_tokens": r.input_tokens if answered else 0,
-            "output_tokens": r.output_tokens if answered else 0,
-            "cost_usd": cost, "latency_ms": r.latency_ms if answered else math.nan,
-            "ms_per_output_token": r.ms_per_output_token if answered else math.nan,
-            "error": task.error, "cached": task.cached,
-            "data_version": ctx.versions.get("data", ""),
-            "index_version": ctx.versions.get("index", ""),
-        })
-    return rows
+def _scorers(ctx: RunContext, calls: ModelCalls, policy: RetryPolicy) -> Scorers:
+    provider = ctx.provider
+    # Embeddings and moderation have their own rate limits: their own limiter.
+    limiter = AdaptiveLimiter(max(2, ctx.concurrency))
+
+    def batched(fn: Callable[[list[str]], Any], what: str) -> Callable[[list[str]], Any]:
+        async def call(batch: list[str]) -> list[Any]:
+            async with asyncio.timeout(ctx.row_timeout_s):
+                result, _ = await with_retries(lambda: asyncio.to_thread(fn, batch), limiter,
+                                               policy, what)
+            return list(result)
+        return call
+
+    judge_call = None
+    if ctx.judges is not None:
+        judges = ctx.judges
+
+        async def judge_call(prompt: Prompt, messages: list[Message], params: dict[str, Any],
+                             repeat: int) -> JudgeReply:
+            key = judge_key(provider.cache_namespace, prompt.version, messages, judges.model,
+                            params, repeat)
+            outcome = await calls.chat(key, "judge", messages, judges.model, params)
+            if outcome.result is None:
+                return JudgeReply(None, outcome.error)
+            usd = _cost(ctx.pricing, judges.model, outcome.result)
+            return JudgeReply(outcome.result.text, None, usd)
+
+    return Scorers(MicroBatcher(batched(provider.embed, "metric embeddings"), max_batch=256),
+                   MicroBatcher(batched(provider.moderate, "moderation"), max_batch=32),
+                   ctx.judges, judge_call)
+
+
+def _cost(pricing: Pricing, model: str, result: ChatResult) -> float:
+    return pricing.price(pricing.priced_model(result.model, model)).cost(result.input_tokens,
+                                                                          result.output_tokens)
 
 
 def evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Retrieved]],
@@ -153,10 +123,85 @@ def evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[
     """One row per question x candidate, always: errors are rows with NaN metrics and a reason."""
     for candidate in candidates:
         ctx.pricing.price(candidate.model)  # an unpriced model fails before any spend
-    tasks = build_tasks(candidates, qa, contexts, defaults, ctx.versions.get("index", ""),
-                        ctx.provider.cache_namespace)
-    ctx.progress(f"evaluating {len(candidates)} candidates x {len(qa)} questions = "
-                 f"{len(tasks)} rows, concurrency {ctx.concurrency}")
-    _answer_all(tasks, ctx)
-    frame = pd.DataFrame(_score(tasks, ctx), columns=EVALUATION_ROWS.names)
+    if ctx.judges is not None:
+        ctx.pricing.price(ctx.judges.model)
+    return asyncio.run(_evaluate(candidates, qa, contexts, ctx, defaults))
+
+
+def _plan(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Retrieved]],
+          ctx: RunContext, defaults: dict[str, Any],
+          sink: RowSink) -> tuple[int, list[RowPlan], list[RowPlan]]:
+    """Finish fully cached rows into `sink`; return (rows, rows to run, rows needing an answer)."""
+    provider = ctx.provider
+    judges_version = ctx.judges.version if ctx.judges else None
+
+    def scoring_key(key: str, row: Any) -> str:
+        return planning.metrics_key(key, row.ground_truth, provider.cache_namespace,
+                                    provider.embedding_model, EVALUATOR_VERSION, judges_version)
+
+    plans = planning.plan_rows(candidates, qa, contexts, defaults, ctx.versions.get("index", ""),
+                               provider.cache_namespace, scoring_key)
+    total, pending, to_answer = 0, [], []
+    chunk: list[RowPlan] = []
+    for plan in [*plans, None]:
+        if plan is not None:
+            chunk.append(plan)
+        if chunk and (plan is None or len(chunk) == PLAN_CHUNK):
+            total += len(chunk)
+            answers = ctx.cache.get_many([p.key for p in chunk])
+            metrics = ctx.cache.get_many([p.metrics_key for p in chunk if p.key in answers])
+            for p in chunk:
+                if p.key in answers and p.metrics_key in metrics:
+                    sink.add(p.order, make_row(p, ChatResult.from_dict(answers[p.key]),
+                                               metrics[p.metrics_key], pricing=ctx.pricing,
+                                               versions=ctx.versions, cached=True, attempts=0,
+                                               error=None))
+                    continue
+                pending.append(p)
+                if p.key not in answers:
+                    to_answer.append(p)
+            chunk = []
+    return total, pending, to_answer
+
+
+async def _evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Retrieved]],
+                    ctx: RunContext, defaults: dict[str, Any]) -> pd.DataFrame:
+    sink = RowSink()
+    total, pending, to_answer = _plan(candidates, qa, contexts, ctx, defaults, sink)
+    answer_usd, tokens_in, tokens_out = planning.estimate_usd(to_answer, ctx.pricing, None)
+    judge_usd, judge_in, judge_out = planning.estimate_usd(pending, ctx.pricing, ctx.judges,
+                                                           answers=False)
+    estimate = answer_usd + judge_usd
+    cap = ctx.max_cost_usd
+    ctx.progress(
+        f"evaluating {len(candidates)} candidates x {len(qa)} questions = {total} rows: "
+        f"{total - len(pending)} finished from the cache, {len(to_answer)} answers to request, "
+        f"{len(pending)} rows to score; estimate <= {tokens_in + judge_in} input + "
+        f"{tokens_out + judge_out} output tokens, <= ${estimate:.6f}"
+        + (f" (LLMOPS_MAX_COST_USD=${cap:g})" if cap is not None else "")
+        + f"; concurrency {ctx.concurrency}")
+    if cap is not None and estimate > cap:
+        ctx.progress(f"the estimate ${estimate:.6f} is over LLMOPS_MAX_COST_USD=${cap:g}: the run "
+                     "will stop before crossing it and keep the rows it finished")
+    policy = RetryPolicy(max_attempts=ctx.max_attempts)
+    calls = ModelCalls(ctx.provider, ctx.cache, ctx.pricing, Budget(cap),
+                       AdaptiveLimiter(ctx.concurrency), policy, timeout_s=ctx.row_timeout_s,
+                       stream=ctx.stream)
+    engine = Engine(calls, _scorers(ctx, calls, policy), ctx.pricing, ctx.versions, sink,
+                    ctx.progress, total, estimate)
+    try:
+        # Twice the calls in flight, so scoring one row overlaps with answering the next.
+        await engine.run(pending, 2 * ctx.concurrency + 2, ctx.report_every_s)
+    finally:
+        aclose = getattr(ctx.provider, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    frame = sink.table().to_pandas()
+    if engine.stop_reason:
+        path = None
+        if ctx.partial_path is not None:
+            ctx.partial_path.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(ctx.partial_path, index=False)
+            path = str(ctx.partial_path)
+        raise exceeded(engine.stop_reason, estimate, len(frame), total, path)
     return conform(frame, EVALUATION_ROWS, name="evaluation_rows")

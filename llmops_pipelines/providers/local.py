@@ -17,6 +17,7 @@ import numpy as np
 from llmops_pipelines.errors import ProviderError
 from llmops_pipelines.finetune_runner import GGUF_NAME, LOCAL_FT_PREFIX, local_model_dir
 from llmops_pipelines.providers.base import ChatResult, Message, ModerationResult, ProviderStats
+from llmops_pipelines.providers.local_embed import MAX_TOKENS as EMBED_MAX_TOKENS
 from llmops_pipelines.providers.local_embed import MiniLMEmbedder
 from llmops_pipelines.providers.local_files import smollm2_gguf
 from llmops_pipelines.settings import Settings
@@ -66,6 +67,8 @@ class LocalProvider:
     """Runs everything on this machine's CPU; nothing is downloaded."""
 
     name = "local"
+    # The embedder truncates longer inputs: chunks must fit (see rag_chunks).
+    max_input_tokens = EMBED_MAX_TOKENS
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

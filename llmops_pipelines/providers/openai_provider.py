@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import openai
 
-from llmops_pipelines.errors import ProviderError
+from llmops_pipelines.errors import ProviderError, TransientProviderError
 from llmops_pipelines.providers.base import (
     ChatResult,
     Message,
@@ -24,6 +25,32 @@ log = logging.getLogger(__name__)
 
 EMBED_BATCH = 256
 MODERATION_MODEL = "omni-moderation-latest"
+
+
+def _retry_after_s(exc: openai.APIStatusError) -> float | None:
+    """The server's own wait hint: retry-after-ms (OpenAI, Azure) or Retry-After in seconds."""
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return max(0.0, float(raw) / scale)
+        except ValueError:
+            continue  # an HTTP date: rare; fall back to our own backoff
+    return None
+
+
+def provider_error(exc: openai.APIError, what: str) -> ProviderError:
+    """Our typed error for a client error: transient ones say so, and carry Retry-After."""
+    message = f"{what} failed: {exc}"
+    if isinstance(exc, openai.RateLimitError):
+        return TransientProviderError(message, rate_limited=True, retry_after_s=_retry_after_s(exc))
+    if isinstance(exc, openai.APIConnectionError):  # timeouts and dropped connections included
+        return TransientProviderError(message)
+    if isinstance(exc, openai.APIStatusError) and (exc.status_code >= 500 or exc.status_code == 408):
+        return TransientProviderError(message, retry_after_s=_retry_after_s(exc))
+    return ProviderError(message)
 
 
 class OpenAIProvider:
@@ -44,6 +71,9 @@ class OpenAIProvider:
         # The same model name on two endpoints (OpenAI, Ollama) answers differently.
         self.cache_namespace = f"openai:{self.client.base_url}"
         self._moderation_available = True
+        self._settings = settings
+        self._aclient: openai.AsyncOpenAI | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
 
     def chat(self, messages: Sequence[Message], *, model: str | None = None,
              temperature: float = 0.0, max_tokens: int = 256,
@@ -58,19 +88,71 @@ class OpenAIProvider:
         try:
             response = self.client.chat.completions.create(**kwargs)
         except openai.APIError as exc:
-            raise ProviderError(f"chat with model {model!r} failed: {exc}") from exc
-        latency_ms = (time.perf_counter() - started) * 1000
+            raise provider_error(exc, f"chat with model {model!r}") from exc
         self.stats.record("chat")
-        choice = response.choices[0]
-        usage = response.usage
-        return ChatResult(
-            text=(choice.message.content or "").strip(),
-            model=response.model or model,
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-            latency_ms=latency_ms,
-            finish_reason=choice.finish_reason,
-        )
+        return _result(response, model, (time.perf_counter() - started) * 1000)
+
+    def _async_client(self) -> openai.AsyncOpenAI:
+        # An async client's connection pool belongs to one event loop: a new loop needs a new one.
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient_loop is not loop:
+            # max_retries=0: the evaluation runner retries itself, so its rate limiter sees
+            # every 429 and its Retry-After instead of the client sleeping through them.
+            self._aclient = openai.AsyncOpenAI(base_url=self._settings.openai_base_url,
+                                               timeout=self._settings.openai_timeout_s,
+                                               max_retries=0)
+            self._aclient_loop = loop
+        return self._aclient
+
+    async def achat(self, messages: Sequence[Message], *, model: str | None = None,
+                    temperature: float = 0.0, max_tokens: int = 256,
+                    response_format: dict[str, Any] | None = None,
+                    stream: bool = False) -> ChatResult:
+        """One attempt, no retries; latency (and time to first token when streaming) measured here."""
+        model = model or self.chat_model
+        kwargs: dict[str, Any] = {"model": model, "messages": list(messages),
+                                  "temperature": temperature, "max_tokens": max_tokens}
+        if response_format:
+            kwargs["response_format"] = response_format
+        client = self._async_client()
+        started = time.perf_counter()
+        try:
+            if not stream:
+                response = await client.chat.completions.create(**kwargs)
+                self.stats.record("chat")
+                return _result(response, model, (time.perf_counter() - started) * 1000)
+            return await self._astream(client, kwargs, started)
+        except openai.APIError as exc:
+            raise provider_error(exc, f"chat with model {model!r}") from exc
+
+    async def _astream(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any],
+                       started: float) -> ChatResult:
+        parts: list[str] = []
+        ttft_ms = usage = finish = None
+        served = kwargs["model"]
+        stream = await client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True})
+        async for chunk in stream:
+            served = chunk.model or served
+            usage = chunk.usage or usage
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    if ttft_ms is None:
+                        ttft_ms = (time.perf_counter() - started) * 1000
+                    parts.append(choice.delta.content)
+                finish = choice.finish_reason or finish
+        self.stats.record("chat")
+        return ChatResult(text="".join(parts).strip(), model=served,
+                          input_tokens=usage.prompt_tokens if usage else 0,
+                          output_tokens=usage.completion_tokens if usage else 0,
+                          latency_ms=(time.perf_counter() - started) * 1000, ttft_ms=ttft_ms,
+                          finish_reason=finish)
+
+    async def aclose(self) -> None:
+        """Close the async client of the current event loop, if one was opened."""
+        if self._aclient is not None:
+            await self._aclient.close()
+            self._aclient = self._aclient_loop = None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings in batches the API accepts, returned in input order."""
@@ -80,8 +162,7 @@ class OpenAIProvider:
             try:
                 response = self.client.embeddings.create(model=self.embedding_model, input=batch)
             except openai.APIError as exc:
-                raise ProviderError(
-                    f"embeddings with model {self.embedding_model!r} failed: {exc}") from exc
+                raise provider_error(exc, f"embeddings with model {self.embedding_model!r}") from exc
             self.stats.record("embed", len(batch))
             rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
         if not rows:
@@ -111,6 +192,20 @@ class OpenAIProvider:
                             "heuristic, labelled as such in harm_source", type(exc).__name__)
                 self._moderation_available = False
             except openai.APIError as exc:
-                raise ProviderError(f"moderation failed: {exc}") from exc
+                raise provider_error(exc, "moderation") from exc
         return [lexicon_verdict(t, source="local-lexicon-v1 (endpoint has no moderation)")
                 for t in texts]
+
+
+def _result(response: Any, model: str, latency_ms: float) -> ChatResult:
+    """A chat.completion as our ChatResult (shared by the sync and async paths)."""
+    choice = response.choices[0]
+    usage = response.usage
+    return ChatResult(
+        text=(choice.message.content or "").strip(),
+        model=response.model or model,
+        input_tokens=usage.prompt_tokens if usage else 0,
+        output_tokens=usage.completion_tokens if usage else 0,
+        latency_ms=latency_ms,
+        finish_reason=choice.finish_reason,
+    )

@@ -15,11 +15,12 @@ from llmops_pipelines.cli import main as llmops_main
 from llmops_pipelines.definitions import defs
 
 REPO = Path(__file__).resolve().parents[2]
-GROUPS = {"curation", "rag", "finetune", "evaluation", "promotion"}
+GROUPS = {"curation", "ideation", "rag", "finetune", "evaluation", "promotion"}
 
 
 def materialize() -> dg.ExecuteInProcessResult:
-    return dg.materialize(list(defs.assets), resources=defs.resources,
+    # Checks run too: a failed blocking check fails the run, and the test with it.
+    return dg.materialize([*defs.assets, *defs.asset_checks], resources=defs.resources,
                           instance=dg.DagsterInstance.ephemeral())
 
 
@@ -71,8 +72,12 @@ def test_whole_lifecycle_against_test_server(openai_env, isolated_home, capsys, 
     one = rows.iloc[0]
     assert math.isclose(one.cost_usd, (one.input_tokens * 0.15 + one.output_tokens * 0.60) / 1e6)
 
-    # One chat call per row, one fine-tune job, and a promotion in the registry.
+    # One chat call per row (the prompt playground's answers are cached under the same keys, so
+    # they are not paid twice), one fine-tune job, and a promotion in the registry.
     assert server.counts["chat"] == len(rows)
+    playground = table(isolated_home, "prompt_playground")
+    assert len(playground) == 2 * min(5, eval_questions)
+    assert set(playground["qa_id"]) <= set(rows["qa_id"])
     assert server.counts["ft_create"] == 1
     decision = json.loads((isolated_home / "tables" / "promotion_decision.json").read_text())
     assert decision["promoted"] is True and decision["champion"] == decision["candidate_id"]

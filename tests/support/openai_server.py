@@ -35,6 +35,8 @@ Reply = tuple[int, JSON | list[JSON]]
 
 IDK = "I don't know."
 _CONTEXT_RE = re.compile(r"<context>(.*?)</context>", re.DOTALL)
+# Synthetic Q&A generation (assets/generators/synthetic_qa.prompty) sends a <passage>.
+_PASSAGE_RE = re.compile(r"<passage>(.*?)</passage>", re.DOTALL)
 _TAG_RE = re.compile(r"^\s*\[[^\]]*\]\s*")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 _WORD_RE = re.compile(r"[a-z0-9]+")
@@ -93,6 +95,10 @@ def _answer(messages: list[Any], response_format: Any) -> str:
             lines = (_TAG_RE.sub("", line).strip() for line in found.group(1).splitlines())
             text = " ".join(line for line in lines if line)
             return _SENTENCE_RE.split(text, maxsplit=1)[0].strip()[:300].strip() or IDK
+        if found := _PASSAGE_RE.search(_text_of(content)):
+            first = _SENTENCE_RE.split(" ".join(found.group(1).split()), maxsplit=1)[0][:300]
+            topic = " ".join(first.split()[:4]).rstrip(".,:;")
+            return f"Q: What does the article say about {topic}?\nA: {first}"
     if isinstance(response_format, dict) and response_format.get("type") in _JSON_FORMATS:
         score = int(_sha(json.dumps(messages, sort_keys=True)), 16) % 5 + 1
         return json.dumps({"score": score, "reason": "fake judge"})

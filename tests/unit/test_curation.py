@@ -245,17 +245,18 @@ def test_non_utf8_file_is_rejected(tmp_path: Path) -> None:
     (root / "latin.md").write_bytes(b"\xff\xfe bad")
     result = curate(root)
     row = _one_reject(result, "not_utf8")
-    assert (row["source_path"], row["line"]) == ("latin.md", 0)
+    assert (row["source_path"], row["line"]) == ("latin.md", 1)
     assert "byte 0" in row["reason"]
     assert "latin" not in set(result.documents["doc_id"])
 
 
 def test_non_utf8_qa_file_is_rejected(tmp_path: Path) -> None:
     root = _make(tmp_path / "ds")
-    (root / "extra.jsonl").write_bytes(b'{"question": "caf\xe9?"}\n')
+    (root / "extra.jsonl").write_bytes(b'{"question": "ok?"}\n{"question": "caf\xe9?"}\n')
     row = _one_reject(curate(root), "not_utf8")
-    assert (row["source_path"], row["line"]) == ("extra.jsonl", 0)
-    assert "byte 17" in row["reason"]  # the offset of the 0xe9 byte
+    # The line and byte offset of the 0xe9 byte: where to look in an editor.
+    assert (row["source_path"], row["line"]) == ("extra.jsonl", 2)
+    assert "byte 37" in row["reason"]
 
 
 def test_utf8_bom_is_not_an_error(tmp_path: Path) -> None:
@@ -294,13 +295,14 @@ def test_too_short_document_is_rejected(tmp_path: Path) -> None:
 
 def test_unsupported_extension_is_rejected(tmp_path: Path) -> None:
     root = _make(tmp_path / "ds")
-    (root / "catalog.csv").write_text("sku,name\n1,tent\n")
+    (root / "catalog.pdf").write_bytes(b"%PDF-1.7 not text")
     (root / ".hidden.csv").write_text("ignored,file\n")
     result = curate(root)
     row = _one_reject(result, "unsupported_file")
-    assert (row["source_path"], row["line"]) == ("catalog.csv", 0)
-    assert ".csv" in row["reason"]
+    assert (row["source_path"], row["line"]) == ("catalog.pdf", 0)
+    assert ".pdf" in row["reason"]
     assert len(result.documents) == len(DOCS)
+    assert {"source_path": ".hidden.csv", "reason": "hidden"} in result.skipped
 
 
 def test_exact_duplicate_document_is_rejected(tmp_path: Path) -> None:
@@ -318,10 +320,11 @@ def test_exact_duplicate_document_is_rejected(tmp_path: Path) -> None:
 
 def test_curated_tables_have_declared_types(tmp_path: Path) -> None:
     result = curate(_make(tmp_path / "ds"))
+    # The first columns are the historical contract; later ones were added, never renamed.
     assert list(result.documents.columns) == ["doc_id", "title", "text", "source_path", "split",
-                                              "n_chars", "content_hash"]
+                                              "n_chars", "content_hash", "line", "format", "tags"]
     assert list(result.qa.columns) == ["qa_id", "question", "ground_truth", "doc_id", "split",
-                                       "source_path", "line", "origin"]
+                                       "source_path", "line", "origin", "tags", "meta"]
     assert list(result.rejects.columns) == ["source_path", "line", "rule", "reason", "raw"]
     assert result.qa["line"].dtype == "int64"
 
@@ -343,3 +346,15 @@ def test_dataset_descriptions_are_ignored(tmp_path: Path, name: str) -> None:
     result = curate(root)
     assert result.rejects.empty
     assert result.documents.empty
+
+
+def test_the_projects_own_dataset_curates_cleanly() -> None:
+    # The sample dataset is the demo's input: any reject there is a bug in the data or in curation.
+    result = curate(Path(__file__).resolve().parents[2] / "datasets")
+    assert result.rejects.empty, result.rejects[["source_path", "line", "rule", "reason"]].to_string()
+    assert result.accounting["unaccounted"] == 0
+    assert int((result.qa["split"] == "eval").sum()) >= 8
+    faq = result.qa[result.qa["origin"] == "faq"]
+    assert len(faq) > 0 and faq["doc_id"].notna().all()
+    file_questions = set(result.qa.loc[result.qa["origin"] == "file", "question"].str.lower())
+    assert not set(faq["question"].str.lower()) & file_questions

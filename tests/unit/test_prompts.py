@@ -11,6 +11,7 @@ import pytest
 
 from llmops_pipelines.errors import PromptError
 from llmops_pipelines.prompts import load_prompt, load_prompts, split_roles
+from tests.conftest import CONTOSO
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "assets" / "prompts"
@@ -285,3 +286,71 @@ def test_utf8_bom_does_not_hide_front_matter(tmp_path: Path) -> None:
     assert prompt.name == "grounded_concise"
     assert set(prompt.inputs) == {"question", "context"}
     assert prompt.template == load_prompt(source).template
+
+
+CONTOSO_CHAT = CONTOSO / "prompts" / "chat.prompty"
+
+
+def test_undeclared_variable_error_names_its_line(tmp_path: Path) -> None:
+    # Front matter is lines 1-8; `customer_name` is used on body line 3 = file line 11.
+    body = "system:\n{{ context }}\nHello {{ customer_name }}\nuser:\n{{ question }}\n"
+    path = _write(tmp_path, body)
+    with pytest.raises(PromptError) as err:
+        load_prompt(path)
+    assert str(err.value).startswith(f"{path}:11: template uses undeclared inputs ['customer_name']")
+
+
+def test_names_given_by_the_sample_count_as_declared(tmp_path: Path) -> None:
+    header = HEADER.replace("---\n", "---\nsample:\n  question: q\n  context: []\n  tone: warm\n", 1)
+    path = _write(tmp_path, "system:\nBe {{ tone }}. {{ context }}\nuser:\n{{ question }}\n",
+                  header=header)
+    prompt = load_prompt(path)
+    assert prompt.render(**prompt.sample)[0] == {"role": "system", "content": "Be warm. []"}
+    with pytest.raises(PromptError, match=r"unknown inputs \['mood'\]"):
+        prompt.render(**prompt.sample, mood="x")
+
+
+def test_contoso_chat_prompt_is_an_error_in_strict_mode() -> None:
+    # The template loops over `history`, which neither its inputs nor chat.json declare
+    # (chat.json calls it `chat_history`): strict mode says where.
+    with pytest.raises(PromptError) as err:
+        load_prompt(CONTOSO_CHAT)
+    assert str(err.value).startswith(f"{CONTOSO_CHAT}:73: template uses undeclared inputs "
+                                     "['history']")
+
+
+def test_contoso_chat_prompt_loads_and_renders_its_sample_in_lenient_mode() -> None:
+    prompt = load_prompt(CONTOSO_CHAT, strict=False)
+    assert prompt.name == "Contoso Chat Prompt"
+    assert prompt.undeclared == ("history",)
+    assert prompt.parameters == {"max_tokens": 128, "temperature": 0.2}
+    assert prompt.sample is not None and set(prompt.sample) == {
+        "customer", "documentation", "question", "chat_history"}
+    messages = prompt.render(**prompt.sample)
+    # Everything is one system turn: `history` is undefined, so its loop renders nothing.
+    assert [m["role"] for m in messages] == ["system"]
+    system = messages[0]["content"]
+    assert "The customer's name is John Smith and is 35 years old." in system
+    assert "name: Alpine Explorer Tent" in system  # from customer.orders
+    assert "# question\ntell me about your hiking jackets" in system
+    assert len(prompt.version) == 12
+    # Passing the history the template expects adds its turns.
+    turns = prompt.render(**prompt.sample, history=[{"role": "user", "content": "Hi!"},
+                                                    {"role": "assistant", "content": "Hello."}])
+    assert [m["role"] for m in turns] == ["system", "user", "assistant"]
+    assert turns[1:] == [{"role": "user", "content": "Hi!"},
+                         {"role": "assistant", "content": "Hello."}]
+
+
+def test_lenient_mode_still_rejects_jinja_syntax_errors(tmp_path: Path) -> None:
+    path = _write(tmp_path, "system:\n{{ question | }}\n")
+    with pytest.raises(PromptError, match=r":10: Jinja syntax error"):
+        load_prompt(path, strict=False)
+
+
+def test_env_reference_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LLMOPS_TEST_UNSET", raising=False)
+    header = HEADER.replace("---\n", "---\nmodel:\n  parameters:\n"
+                            "    model: ${env:LLMOPS_TEST_UNSET:gpt-4o-mini}\n", 1)
+    path = _write(tmp_path, "system:\n{{ context }}\nuser:\n{{ question }}\n", header=header)
+    assert load_prompt(path).parameters == {"model": "gpt-4o-mini"}

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
+from llmops_pipelines.errors import DataError
 from llmops_pipelines.rag import (
     ChunkConfig,
     SyncPlan,
     approx_tokens,
     chunk_documents,
+    chunk_metadata,
     index_version,
+    metadata_updates,
     plan_sync,
 )
 
@@ -179,3 +183,74 @@ def test_index_version_order_independent_and_model_bound() -> None:
     assert v != index_version(ids, "text-embedding-3-small")
     assert v != index_version(ids[:2], "all-minilm-l6-v2-int8")
     assert len(v) == 16
+
+
+def test_long_paragraph_splits_by_sentence_within_budget() -> None:
+    sentences = [f"Sentence {i} has exactly six words." for i in range(6)]
+    text = "# T\n\n" + " ".join(sentences)  # one paragraph of 36 words
+    chunks = chunk_documents(_docs(("t", "T", text)), ChunkConfig(max_tokens=14),
+                             count_tokens=words)
+    # "T" + two 6-word sentences = 13 <= 14; a third would make 19.
+    bodies = [t.split("\n", 1)[1] for t in chunks["text"]]
+    assert bodies == [" ".join(sentences[i:i + 2]) for i in range(0, 6, 2)]
+    assert all(words(t) <= 14 for t in chunks["text"])
+
+
+def test_long_list_splits_by_line_before_sentence() -> None:
+    lines = [f"- item {i} costs 10 USD." for i in range(6)]  # 5 words a line
+    text = "# Specs\n\n" + "\n".join(lines)
+    chunks = chunk_documents(_docs(("s", "Specs", text)), ChunkConfig(max_tokens=13),
+                             count_tokens=words)
+    bodies = [t.split("\n", 1)[1] for t in chunks["text"]]
+    # "Specs" + two 6-word lines = 13. Lines keep their line breaks: a list stays a list.
+    assert bodies == ["\n".join(lines[i:i + 2]) for i in range(0, 6, 2)]
+
+
+def test_run_on_text_splits_by_words_then_characters() -> None:
+    run_on = " ".join(f"w{i}" for i in range(30))  # no punctuation, no line breaks
+    by_words = chunk_documents(_docs(("r", "R", f"# R\n\n{run_on}")), ChunkConfig(max_tokens=11),
+                               count_tokens=words)
+    assert all(words(t) <= 11 for t in by_words["text"])
+    bodies = [t.split("\n", 1)[1] for t in by_words["text"]]
+    assert " ".join(bodies).split() == run_on.split() and len(bodies) == 3  # in order, all kept
+    blob = "".join(f"{i:02d}" for i in range(45))  # one 90-char "word": 22 approx tokens
+    by_chars = chunk_documents(_docs(("b", "B", f"# B\n\n{blob}")), ChunkConfig(max_tokens=10))
+    assert all(approx_tokens(t) <= 10 for t in by_chars["text"])
+    assert "".join(t.split("\n", 1)[1] for t in by_chars["text"]) == blob
+    assert len(by_chars) == 3
+
+
+def test_heading_path_over_budget_names_the_fix() -> None:
+    text = "# " + " ".join(["long"] * 20) + "\n\nbody"
+    with pytest.raises(DataError, match=r"heading path .* fills the 10-token chunk budget.*"
+                                        r"LLMOPS_CHUNK_TOKENS"):
+        chunk_documents(_docs(("h", "H", text)), ChunkConfig(max_tokens=10), count_tokens=words)
+
+
+def test_doc_version_follows_the_document_text() -> None:
+    docs = _docs(("battery", "Battery Guide", BATTERY))
+    first = chunk_documents(docs)
+    assert first["doc_version"].nunique() == 1
+    edited = chunk_documents(_docs(("battery", "Battery Guide", BATTERY + "\nMore.")))
+    assert set(first["doc_version"]).isdisjoint(edited["doc_version"])
+    # Curation's own content hash wins when the frame carries one.
+    assert set(chunk_documents(docs.assign(content_hash="abc"))["doc_version"]) == {"abc"}
+
+
+def test_chunk_metadata_golden() -> None:
+    chunks = chunk_documents(_docs(("care", "Lamp", "Intro.\n\n## Care\n\nWipe it.")))
+    meta = chunk_metadata(chunks)
+    version = chunks["doc_version"][0]
+    assert list(meta.values()) == [
+        {"doc_id": "care", "title": "Lamp", "heading": "", "position": 0, "doc_version": version},
+        {"doc_id": "care", "title": "Lamp", "heading": "Care", "position": 1,
+         "doc_version": version},
+    ]
+    assert list(meta) == list(chunks["chunk_id"])
+
+
+def test_metadata_updates_only_for_kept_ids_that_moved() -> None:
+    wanted = {"a": {"position": 0}, "b": {"position": 2}, "new": {"position": 3}}
+    present = {"a": {"position": 0}, "b": {"position": 1}, "gone": {"position": 5}}
+    assert metadata_updates(wanted, present) == ["b"]
+    assert metadata_updates(wanted, {"a": None}) == ["a"]

@@ -1,0 +1,91 @@
+"""Planning a run: each row's content keys, what the cache already holds, and what the rest will cost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from llmops_pipelines.evaluation.budget import CHARS_PER_TOKEN
+from llmops_pipelines.evaluation.candidates import Candidate
+from llmops_pipelines.evaluation.cost import Pricing
+from llmops_pipelines.evaluation.judges import Judges
+from llmops_pipelines.hashing import content_hash
+from llmops_pipelines.providers.base import Message
+from llmops_pipelines.rag_app import chat_params, render
+from llmops_pipelines.vectorstore import Retrieved
+
+
+def answer_key(namespace: str, messages: Sequence[Message], model: str, params: dict[str, Any],
+               index_version: str) -> str:
+    """The app answer's cache key; the rendered messages hold the question and retrieved context."""
+    return content_hash(namespace, messages, model, params, index_version, length=32)
+
+
+def metrics_key(answer: str, ground_truth: str | None, namespace: str, embedding_model: str,
+                evaluator_version: str, judges_version: str | None) -> str:
+    """A row's metrics: the answer's key, what it is compared with, and how it is scored."""
+    return content_hash("metrics", answer, ground_truth, namespace, embedding_model,
+                        evaluator_version, judges_version, length=32)
+
+
+def judge_key(namespace: str, prompt_version: str, messages: Sequence[Message], model: str,
+              params: dict[str, Any], repeat: int) -> str:
+    """One judge call: the rubric's version, the rendered rubric (row inputs), model, run index."""
+    return content_hash(namespace, "judge", prompt_version, messages, model, params, repeat,
+                        length=32)
+
+
+@dataclass(frozen=True, slots=True)
+class RowPlan:
+    order: int  # position in the output: candidates in order, questions in order
+    candidate: Candidate
+    qa: Any  # a curated_qa row (itertuples)
+    contexts: list[Retrieved]
+    params: dict[str, Any]
+    key: str
+    metrics_key: str
+    input_tokens: int  # estimated, for the budget
+
+    @property
+    def row_id(self) -> str:
+        return content_hash(self.candidate.candidate_id, self.qa.qa_id, length=16)
+
+
+def plan_rows(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Retrieved]],
+              defaults: dict[str, Any], index_version: str, namespace: str,
+              scoring_key: Callable[[str, Any], str]) -> Iterator[RowPlan]:
+    """Every question x candidate, rendered once to key it (messages are not kept: 100k rows)."""
+    rows = list(qa.itertuples(index=False))
+    order = 0
+    for candidate in candidates:
+        params = {**chat_params(candidate.prompt, defaults), **candidate.params}
+        for row, ctx in zip(rows, contexts, strict=True):
+            messages = render(candidate.prompt, row.question, ctx)
+            key = answer_key(namespace, messages, candidate.model, params, index_version)
+            tokens = sum(len(m.get("content") or "") for m in messages) // CHARS_PER_TOKEN
+            yield RowPlan(order, candidate, row, ctx, params, key, scoring_key(key, row), tokens)
+            order += 1
+
+
+def estimate_usd(plans: Sequence[RowPlan], pricing: Pricing, judges: Judges | None, *,
+                 answers: bool = True) -> tuple[float, int, int]:
+    """(dollars, input tokens, output tokens) at most: answers at max_tokens, and/or judge calls."""
+    usd, tokens_in, tokens_out = 0.0, 0, 0
+    for plan in plans:
+        out = int(plan.params.get("max_tokens", 256))
+        if answers:
+            usd += pricing.price(plan.candidate.model).cost(plan.input_tokens, out)
+            tokens_in, tokens_out = tokens_in + plan.input_tokens, tokens_out + out
+        if judges is None:
+            continue
+        for prompt in (judges.quality, judges.groundedness):
+            # The rubric plus the row text it quotes (the context, the answer at its longest).
+            quoted = len(prompt.template) // CHARS_PER_TOKEN + plan.input_tokens + out
+            judged = int(Judges.params(prompt)["max_tokens"])
+            usd += judges.repeats * pricing.price(judges.model).cost(quoted, judged)
+            tokens_in += judges.repeats * quoted
+            tokens_out += judges.repeats * judged
+    return usd, tokens_in, tokens_out
