@@ -8,16 +8,22 @@ import pandas as pd
 from llmops_pipelines.curation import data_version
 from llmops_pipelines.defs.metadata import markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.errors import PromptError
+from llmops_pipelines.errors import BudgetExceededError, PromptError
 from llmops_pipelines.evaluation import aggregate
 from llmops_pipelines.evaluation import candidates as cands
 from llmops_pipelines.evaluation.cache import CallCache
+from llmops_pipelines.evaluation.judges import Judges
 from llmops_pipelines.evaluation.runner import RunContext, evaluate
 from llmops_pipelines.rag_app import retrieve
+from llmops_pipelines.settings import Settings
 
 GROUP = "evaluation"
+PARTIAL = "evaluation_rows.partial.parquet"  # what a run stopped by its budget finished
 SUMMARY_COLUMNS = ["candidate_id", "rows", "coverage", "quality", "groundedness", "harm_rate",
                    "cost_usd", "latency_ms_per_token"]
+DETAIL_COLUMNS = ["candidate_id", "latency_p50_ms_per_token", "latency_p95_ms_per_token",
+                  "ttft_p50_ms", "ttft_p95_ms", "quality_judge_spread", "groundedness_judge_spread",
+                  "groundedness_source", "judge_cost_usd"]
 
 
 @dg.asset(group_name=GROUP)
@@ -42,6 +48,20 @@ def _candidate_objects(llmops: LlmopsResource, frame: pd.DataFrame) -> list[cand
     return out
 
 
+def _run_context(settings: Settings, llmops: LlmopsResource, cache: CallCache,
+                 versions: dict[str, str], log: dg.DagsterLogManager) -> RunContext:
+    provider = llmops.provider
+    judges = (Judges.load(settings.assets_dir / "evaluators", settings.judge_model,
+                          settings.judge_repeats) if settings.judge_model else None)
+    # One llama.cpp model serves one call at a time: more threads would only queue.
+    concurrency = 1 if provider.name == "local" else settings.eval_concurrency
+    return RunContext(provider, llmops.pricing(), cache, concurrency, versions, log.info,
+                      judges=judges, max_cost_usd=settings.max_cost_usd,
+                      row_timeout_s=settings.eval_row_timeout_s,
+                      max_attempts=settings.eval_max_attempts, stream=settings.stream,
+                      partial_path=settings.tables_dir / PARTIAL)
+
+
 @dg.asset(group_name=GROUP)
 def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                     curated_documents: pd.DataFrame, curated_qa: pd.DataFrame, rag_index: dict,
@@ -58,20 +78,42 @@ def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     versions = {"data": data_version(curated_documents, curated_qa),
                 "index": rag_index["index_version"]}
     cache = CallCache(settings.cache_path)
-    # One llama.cpp model serves one call at a time: more threads would only queue.
-    concurrency = 1 if provider.name == "local" else settings.eval_concurrency
+    ctx = _run_context(settings, llmops, cache, versions, context.log)
     try:
-        rows = evaluate(_candidate_objects(llmops, candidates), qa, contexts,
-                        RunContext(provider, llmops.pricing(), cache, concurrency, versions,
-                                   context.log.info), llmops.run_defaults())
+        rows = evaluate(_candidate_objects(llmops, candidates), qa, contexts, ctx,
+                        llmops.run_defaults())
+    except BudgetExceededError as exc:
+        raise dg.Failure(description=str(exc), metadata={
+            "partial_results": dg.MetadataValue.path(str(ctx.partial_path))}) from exc
     finally:
         cache.close()
+    # A finished run supersedes what an earlier, stopped one kept.
+    (settings.tables_dir / PARTIAL).unlink(missing_ok=True)
     return dg.Output(rows, metadata={
         "rows": len(rows), "errors": int(rows["error"].notna().sum()),
         "cached_rows": int(rows["cached"].sum()), "chat_calls": provider.stats.calls["chat"],
-        "total_cost_usd": float(rows["cost_usd"].sum()), **versions,
+        "total_cost_usd": float(rows["cost_usd"].sum()),
+        "judge_cost_usd": float(rows["judge_cost_usd"].sum()),
+        "judge_model": settings.judge_model or "none", **versions,
         "preview": preview(rows[["candidate_id", "qa_id", "answer", "quality", "groundedness"]]),
     })
+
+
+@dg.asset_check(asset=evaluation_rows, blocking=True,
+                additional_ins={"candidates": dg.AssetIn("candidates")},
+                description="Exactly one row per eval question x candidate (row_id unique).")
+def one_row_per_question_and_candidate(evaluation_rows: pd.DataFrame,
+                                       candidates: pd.DataFrame) -> dg.AssetCheckResult:
+    rows = evaluation_rows
+    per_candidate = rows.groupby("candidate_id")["qa_id"].nunique()
+    questions = rows["qa_id"].nunique()
+    missing = sorted(set(candidates["candidate_id"]) - set(per_candidate.index))
+    passed = (rows["row_id"].is_unique and not missing
+              and len(rows) == questions * len(candidates) and bool((per_candidate == questions).all()))
+    return dg.AssetCheckResult(passed=bool(passed), metadata={
+        "rows": len(rows), "questions": questions, "candidates": len(candidates),
+        "duplicate_row_ids": int(rows["row_id"].duplicated().sum()),
+        "candidates_without_rows": ", ".join(missing) or "none"})
 
 
 @dg.asset(group_name=GROUP)
@@ -81,4 +123,17 @@ def evaluation_summary(evaluation_rows: pd.DataFrame) -> dg.Output[pd.DataFrame]
     return dg.Output(summary, metadata={
         "candidates": len(summary),
         "summary": dg.MetadataValue.md(markdown_table(summary[SUMMARY_COLUMNS])),
+        "latency_and_judges": dg.MetadataValue.md(markdown_table(summary[DETAIL_COLUMNS])),
     })
+
+
+@dg.asset_check(asset=evaluation_summary,
+                description="Every candidate scored on every row; unscorable rows (NaN with a "
+                            "reason) lower coverage. The promotion gate sets the minimum.")
+def coverage_complete(evaluation_summary: pd.DataFrame) -> dg.AssetCheckResult:
+    low = evaluation_summary[evaluation_summary["coverage"] < 1.0]
+    return dg.AssetCheckResult(
+        passed=low.empty, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"min_coverage": float(evaluation_summary["coverage"].min()),
+                  "incomplete": dg.MetadataValue.md(markdown_table(
+                      low[["candidate_id", "rows", "coverage", "errors"]]))})

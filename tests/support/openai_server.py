@@ -88,7 +88,7 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def _answer(messages: list[Any], response_format: Any) -> str:
+def _answer(messages: list[Any], response_format: Any, salt: str = "") -> str:
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
         if found := _CONTEXT_RE.search(_text_of(content)):
@@ -100,7 +100,7 @@ def _answer(messages: list[Any], response_format: Any) -> str:
             topic = " ".join(first.split()[:4]).rstrip(".,:;")
             return f"Q: What does the article say about {topic}?\nA: {first}"
     if isinstance(response_format, dict) and response_format.get("type") in _JSON_FORMATS:
-        score = int(_sha(json.dumps(messages, sort_keys=True)), 16) % 5 + 1
+        score = int(_sha(json.dumps(messages, sort_keys=True) + salt), 16) % 5 + 1
         return json.dumps({"score": score, "reason": "fake judge"})
     return IDK
 
@@ -230,6 +230,7 @@ class FakeOpenAIServer:
     def __init__(self, *, latency_s: float = 0.0, error_rate: float = 0.0,
                  rate_limit_rps: float | None = None, hang_rate: float = 0.0, hang_s: float = 5.0,
                  fail_first: int = 0, seed: int = 0, embedding_dim: int = 64,
+                 rate_limit_routes: tuple[str, ...] | None = None, flaky_judge: bool = False,
                  finetune_steps: int = 2, finetune_outcome: str = "succeeded",
                  port: int = 0) -> None:
         if finetune_outcome not in _TERMINAL:
@@ -238,6 +239,10 @@ class FakeOpenAIServer:
             raise ValueError("rate_limit_rps must be positive")
         self.latency_s, self.error_rate, self.rate_limit_rps = latency_s, error_rate, rate_limit_rps
         self.hang_rate, self.hang_s, self.fail_first = hang_rate, hang_s, fail_first
+        # Real endpoints limit each model separately: None caps every route together.
+        self.rate_limit_routes = rate_limit_routes
+        self.flaky_judge = flaky_judge  # judge scores vary between identical calls
+        self.faults: Counter[str] = Counter()  # injected: "500", "429", "hang" (by route too)
         self.embedding_dim, self.finetune_steps = embedding_dim, finetune_steps
         self.finetune_outcome, self._port = finetune_outcome, port
         self.counts: Counter[str] = Counter()
@@ -306,6 +311,7 @@ class FakeOpenAIServer:
             self.counts.clear()
             self.attempts.clear()
             self.requests.clear()
+            self.faults.clear()
 
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:
@@ -321,7 +327,7 @@ class FakeOpenAIServer:
         if not _BEARER_RE.fullmatch(str(headers.get("Authorization", "")).strip()):
             return (*_error(401, "Missing or invalid bearer token.", "invalid_request_error",
                             "invalid_api_key"), extra)
-        if fault := self._inject_fault():
+        if fault := self._inject_fault(key):
             status, payload, fault_headers = fault
             return status, payload, {**extra, **fault_headers}
         try:
@@ -337,28 +343,39 @@ class FakeOpenAIServer:
                 self.requests.append((key, logged))
         return status, payload, extra
 
-    def _inject_fault(self) -> tuple[int, JSON, dict[str, str]] | None:
+    def _inject_fault(self, key: str) -> tuple[int, JSON, dict[str, str]] | None:
         with self._lock:
             self._seen += 1
             if self._seen <= self.fail_first:
+                self._count_fault("500", key)
                 return (*_error(500, "Injected failure (fail_first).", *_SERVER_ERROR), {})
-            if self.rate_limit_rps is not None and (wait := self._take_token()) > 0:
+            limited = self.rate_limit_rps is not None and (
+                self.rate_limit_routes is None or key in self.rate_limit_routes)
+            if limited and (wait := self._take_token()) > 0:
                 # Round up: a client sleeping slightly too little would just be refused again.
                 ms = math.ceil(wait * 1000)
                 seconds = f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
                 headers = {"Retry-After": seconds, "retry-after-ms": str(ms)}
                 status, payload = _error(429, "Rate limit reached (fake).", "requests",
                                          "rate_limit_exceeded")
+                self._count_fault("429", key)
                 return status, payload, headers
             if self.error_rate > 0 and self._rng.random() < self.error_rate:
+                self._count_fault("500", key)
                 return (*_error(500, "Injected failure (error_rate).", *_SERVER_ERROR), {})
             hang = self.hang_rate > 0 and self._rng.random() < self.hang_rate
+            if hang:
+                self._count_fault("hang", key)
         # Sleep outside the lock so concurrent requests overlap; stop() cuts the sleep short.
         if hang:
             self._stopping.wait(self.hang_s)
         if self.latency_s > 0:
             self._stopping.wait(self.latency_s)
         return None
+
+    def _count_fault(self, kind: str, key: str) -> None:
+        self.faults[kind] += 1
+        self.faults[f"{kind}:{key}"] += 1
 
     def _take_token(self) -> float:
         """Token bucket; returns 0 when a token was taken, else the seconds until one is due."""
@@ -396,7 +413,9 @@ class FakeOpenAIServer:
                           "invalid_value", "messages")
         model = str(body.get("model") or "fake-chat")
         self._see_model(model)
-        answer, finish = _answer(messages, body.get("response_format")), "stop"
+        # A flaky judge: the same rubric and row score differently on each call.
+        salt = str(self.counts["chat"]) if self.flaky_judge else ""
+        answer, finish = _answer(messages, body.get("response_format"), salt), "stop"
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(limit, int) and limit > 0 and len(words := answer.split()) > limit:
             answer, finish = " ".join(words[:limit]), "length"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import re
@@ -12,15 +13,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmops_pipelines.errors import DataError
+from llmops_pipelines.errors import DataError, ProviderError
 from llmops_pipelines.evaluation.aggregate import bootstrap_ci, summarise
-from llmops_pipelines.evaluation.cost import Price, Pricing
+from llmops_pipelines.evaluation.cost import Price, Pricing, cost_score
+from llmops_pipelines.evaluation.embed_memo import MicroBatcher
 from llmops_pipelines.evaluation.groundedness import groundedness
 from llmops_pipelines.evaluation.harm import LEXICON_SOURCE, harm_score, lexicon_verdict
+from llmops_pipelines.evaluation.latency import latency_score, ttft_score
 from llmops_pipelines.evaluation.metric import Score
-from llmops_pipelines.evaluation.quality import combine, cosine, judge_score, token_f1
+from llmops_pipelines.evaluation.quality import (
+    answer_relevance,
+    answer_similarity,
+    combine,
+    cosine,
+    judge_score,
+    token_f1,
+)
+from llmops_pipelines.evaluation.scoring import RowInput, Scorers, score_row, unscored
 from llmops_pipelines.evaluation.text import is_abstention, numbers, sentences, squad_tokens
-from llmops_pipelines.providers.base import ModerationResult
+from llmops_pipelines.providers.base import ChatResult, ModerationResult
 from llmops_pipelines.schemas import EVALUATION_ROWS, EVALUATION_SUMMARY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -434,3 +445,127 @@ def test_bootstrap_ci_needs_two_values() -> None:
     assert all(math.isnan(v) for v in bootstrap_ci(np.array([0.5])))
     assert all(math.isnan(v) for v in bootstrap_ci(np.array([0.5, math.nan])))
     assert all(math.isnan(v) for v in bootstrap_ci(np.array([], dtype=float)))
+
+
+# ---------------------------------------------------------------- latency and cost per row
+
+def _result(**values) -> ChatResult:
+    base = {"text": "It takes 4.5 hours.", "model": "gpt-4o-mini", "input_tokens": 120,
+            "output_tokens": 8, "latency_ms": 400.0}
+    return ChatResult(**{**base, **values})
+
+
+def test_latency_per_output_token_golden() -> None:
+    score = latency_score(_result())
+    assert score.value == pytest.approx(50.0)  # 400 ms / 8 tokens
+    assert score.reason == "400 ms for 8 tokens"
+
+
+@pytest.mark.parametrize("result, reason", [
+    (None, "no answer: the call failed"),
+    (_result(output_tokens=0), "no output tokens reported (400 ms)"),
+])
+def test_latency_unscorable_is_nan_with_reason(result, reason: str) -> None:
+    score = latency_score(result)
+    assert math.isnan(score.value) and score.reason == reason
+
+
+def test_time_to_first_token_only_when_streamed() -> None:
+    assert ttft_score(_result(ttft_ms=120.0)).value == 120.0
+    unstreamed = ttft_score(_result())
+    assert math.isnan(unstreamed.value) and "LLMOPS_STREAM" in unstreamed.reason
+
+
+def test_cost_score_golden_and_failed_call() -> None:
+    pricing = Pricing.load(PRICING)
+    cost = cost_score(pricing, "gpt-4o-mini", _result())
+    # 120 x 0.15 + 8 x 0.60 = 22.8 USD per 1M tokens.
+    assert cost.value == pytest.approx(22.8e-6)
+    assert "120 in + 8 out tokens at gpt-4o-mini" in cost.reason
+    # A dated name the table lacks is priced as the requested model.
+    dated = cost_score(pricing, "gpt-4o-mini", _result(model="gpt-4o-mini-2099-01-01"))
+    assert dated.value == pytest.approx(22.8e-6)
+    failed = cost_score(pricing, "gpt-4o-mini", None)
+    assert math.isnan(failed.value) and "nothing was billed" in failed.reason
+
+
+def test_similarity_and_relevance_golden_and_unscorable() -> None:
+    answer, truth, question = bag_of_words(["charge takes hours", "charge takes hours",
+                                            "unrelated words entirely"])
+    assert answer_similarity(answer, truth).value == pytest.approx(1.0)
+    assert answer_relevance(answer, question).value == pytest.approx(0.0)
+    missing = answer_similarity(answer, None)
+    assert math.isnan(missing.value) and missing.reason == "no ground truth for this question"
+    assert math.isnan(answer_relevance(None, question).value)
+
+
+# ---------------------------------------------------------------- one whole row, scored
+
+def _scorers(embed=None) -> Scorers:
+    async def vectors(texts: list[str]) -> np.ndarray:
+        return (embed or bag_of_words)(texts)
+
+    async def moderate(texts: list[str]) -> list[ModerationResult]:
+        return [lexicon_verdict(t) for t in texts]
+
+    return Scorers(MicroBatcher(vectors), MicroBatcher(moderate))
+
+
+def _score(answer: str, ground_truth: str | None = "A full charge takes 4.5 hours.",
+           scorers: Scorers | None = None) -> tuple[dict, bool]:
+    row = RowInput("How long does a full charge take?", ground_truth, answer,
+                   [("manual", c) for c in CONTEXTS])
+    return asyncio.run(score_row(row, scorers or _scorers()))
+
+
+def test_score_row_golden() -> None:
+    metrics, complete = _score("A full charge takes 4.5 hours.")
+    assert complete
+    # Identical to the ground truth: token F1 1, similarity 1, quality their mean.
+    assert metrics["token_f1"] == pytest.approx(1.0)
+    assert metrics["answer_similarity"] == pytest.approx(1.0)
+    assert metrics["quality"] == pytest.approx(1.0)
+    assert metrics["groundedness"] == pytest.approx(1.0)
+    assert metrics["groundedness_reason"] == "1/1 sentences supported"
+    assert metrics["groundedness_source"] == "local-embedding-support-v1"
+    assert (metrics["harm"], metrics["harm_source"]) == (0.0, LEXICON_SOURCE)
+    # No judge configured: judge columns are NaN, not 0.
+    assert math.isnan(metrics["quality_judge"]) and math.isnan(metrics["quality_judge_spread"])
+
+
+def test_score_row_half_grounded_answer_golden() -> None:
+    metrics, _ = _score("A full charge takes 4.5 hours. It also ships with 3 free batteries.")
+    assert metrics["groundedness"] == pytest.approx(0.5)
+    assert "numbers ['3'] not in context" in metrics["groundedness_reason"]
+
+
+def test_unscorable_row_is_nan_with_reason_never_zero() -> None:
+    # An empty answer: nothing to check for groundedness and no meaning to compare.
+    metrics, complete = _score("", ground_truth=None)
+    assert complete  # every input was available: NaN here is the verdict, and it is cached
+    assert math.isnan(metrics["groundedness"])
+    assert metrics["groundedness_reason"] == "empty answer: no claim to check"
+    assert math.isnan(metrics["token_f1"]) and math.isnan(metrics["answer_similarity"])
+    assert math.isnan(metrics["quality"])
+    assert metrics["quality_reason"] == "no ground truth for this question"
+
+
+def test_failed_embedding_call_makes_metrics_nan_and_the_row_not_cacheable() -> None:
+    def broken(texts: Sequence[str]) -> np.ndarray:
+        raise ProviderError("embeddings with model 'x' failed: 503")
+
+    metrics, complete = _score("A full charge takes 4.5 hours.", scorers=_scorers(broken))
+    assert not complete  # the next run retries the metric instead of caching the NaN
+    for column in ("answer_similarity", "answer_relevance", "groundedness"):
+        assert math.isnan(metrics[column]), column
+    assert metrics["groundedness_reason"].startswith("embeddings failed: ")
+    # Token F1 needs no call: still scored, and quality falls back to that one signal.
+    assert metrics["token_f1"] == pytest.approx(1.0)
+    assert metrics["quality"] == pytest.approx(1.0) and metrics["quality_reason"] == "one signal only"
+
+
+def test_row_without_an_answer_is_nan_everywhere_with_the_reason() -> None:
+    metrics = unscored("no answer: chat call gave up after 6 attempts")
+    scored = [k for k, v in metrics.items() if isinstance(v, float) and not math.isnan(v)]
+    assert scored == ["judge_cost_usd"]  # 0 dollars spent on judging, a true 0
+    assert metrics["quality_reason"] == "no answer: chat call gave up after 6 attempts"
