@@ -1,4 +1,4 @@
-"""The `llmops` command: status now; promote, rollback, serve and chat grow here."""
+"""The `llmops` command: status, promote, rollback, history, serve and chat."""
 
 from __future__ import annotations
 
@@ -17,13 +17,97 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _promote(args: argparse.Namespace) -> int:
+    from llmops_pipelines.deploy import promote_candidate
+
+    settings = Settings.from_env()
+    done = promote_candidate(settings, args.candidate, args.reason, alias=args.alias)
+    _snapshot(settings, args.alias)
+    agree = "the gates agree" if done["gates_agree"] else \
+        "OVERRIDING the gates: " + "; ".join(done["gate_reasons"])
+    print(f"{args.alias}: {done['candidate_id']} ({done['deployment_id']}); {agree}")
+    return 0
+
+
+def _snapshot(settings: Settings, alias: str) -> None:
+    # Keep the deployed prompt file now, so `llmops serve` still finds it after assets/ change.
+    from llmops_pipelines.registry import Registry
+    from llmops_pipelines.serving.champion_app import snapshot_prompt
+
+    deployment = Registry(settings.registry_path).get(alias)
+    if deployment is not None:
+        try:
+            snapshot_prompt(settings, deployment)
+        except LlmopsError as exc:
+            print(f"llmops: warning: {exc}", file=sys.stderr)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from llmops_pipelines.registry import Registry
+
+    registry = Registry(Settings.from_env().registry_path)
+    registry.rollback(args.alias, reason=args.reason)
+    now = registry.get(args.alias)
+    print(f"{args.alias}: back to {now.candidate_id} ({now.deployment_id})" if now else "none")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from llmops_pipelines.deploy import render_history
+    from llmops_pipelines.registry import Registry
+
+    events = Registry(Settings.from_env().registry_path).history(args.limit)
+    print(json.dumps(events, indent=2) if args.json else render_history(events))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from llmops_pipelines.serving.run import serve
+
+    serve(Settings.from_env(), args.host, args.port)
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from llmops_pipelines.serving.run import chat
+
+    settings = Settings.from_env()
+    url = args.url or f"http://{settings.serve_host}:{settings.serve_port}/v1"
+    return chat(settings, url, once=args.once)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_status = sub.add_parser("status", help="the champion and the latest evaluation per candidate")
-    p_status.add_argument("--json", action="store_true", help="machine-readable output")
-    p_status.set_defaults(func=_status)
-    args = parser.parse_args(argv)
+    p = sub.add_parser("status", help="the champion and the latest evaluation per candidate")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_status)
+    p = sub.add_parser("promote", help="make an evaluated candidate the champion (manual override)")
+    p.add_argument("candidate", help="candidate id (or a unique prefix) from evaluation_summary")
+    p.add_argument("--reason", required=True, help="why: kept in the history")
+    p.add_argument("--alias", default="champion", choices=["champion", "challenger"])
+    p.set_defaults(func=_promote)
+    p = sub.add_parser("rollback", help="champion <- the champion before it")
+    p.add_argument("--reason", default="manual rollback", help="why: kept in the history")
+    p.add_argument("--alias", default="champion", choices=["champion", "challenger"])
+    p.set_defaults(func=_rollback)
+    p = sub.add_parser("history", help="every promotion, rejection and rollback, newest first")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_history)
+    p = sub.add_parser("serve", help="serve the champion on an OpenAI-compatible endpoint")
+    p.add_argument("--host", default=None, help="default LLMOPS_SERVE_HOST (127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="default LLMOPS_SERVE_PORT (8000)")
+    p.set_defaults(func=_serve)
+    p = sub.add_parser("chat", help="a terminal client for `llmops serve`")
+    p.add_argument("--url", default=None, help="default http://LLMOPS_SERVE_HOST:PORT/v1")
+    p.add_argument("--once", default=None, help="ask one question and exit")
+    p.set_defaults(func=_chat)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         return args.func(args)
     except LlmopsError as exc:

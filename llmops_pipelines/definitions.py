@@ -2,11 +2,19 @@
 
 import dagster as dg
 
-from llmops_pipelines.defs import curation, evaluation, finetune, ideation, promotion, rag
+from llmops_pipelines.defs import (
+    curation,
+    evaluation,
+    finetune,
+    ideation,
+    monitoring,
+    promotion,
+    rag,
+)
 from llmops_pipelines.defs.io import TablesIOManager
 from llmops_pipelines.defs.resources import LlmopsResource
 
-MODULES = [curation, ideation, rag, finetune, evaluation, promotion]
+MODULES = [curation, ideation, rag, finetune, evaluation, promotion, monitoring]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(MODULES),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,12 @@ CREATE TABLE IF NOT EXISTS aliases (
 CREATE TABLE IF NOT EXISTS history (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, action TEXT NOT NULL, alias TEXT,
   deployment_id TEXT, previous_deployment_id TEXT, actor TEXT, reason TEXT);
+-- Per-question metrics of a deployment's evaluation: a later candidate is paired with them.
+CREATE TABLE IF NOT EXISTS deployment_rows (
+  deployment_id TEXT PRIMARY KEY REFERENCES deployments, rows TEXT NOT NULL);
 """
+_HISTORY = ("INSERT INTO history (at, action, alias, deployment_id, previous_deployment_id, actor, "
+            "reason, metrics) VALUES (?,?,?,?,?,?,?,?)")
 
 
 @dataclass(frozen=True)
@@ -52,15 +58,35 @@ def _actor() -> str:
         return "unknown"
 
 
+def _json(value: Any) -> str:
+    # JSON has no NaN: an unscored metric is stored as null, never as a made-up number.
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        return v
+    return json.dumps(clean(value), default=float)
+
+
 class Registry:
     """Aliases (champion, challenger) over immutable deployments, with who/when/why."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, step_hook: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
+        # Called between the statements of a change; tests kill the process there to prove
+        # that a change lands whole or not at all.
+        self._step = step_hook or (lambda _step: None)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # executescript commits on its own, so the schema is created outside _tx.
         with closing(sqlite3.connect(self.path, timeout=30)) as conn:
             conn.executescript(SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(history)")}
+            if "metrics" not in columns:  # registries written before history kept metrics
+                conn.execute("ALTER TABLE history ADD COLUMN metrics TEXT")
+                conn.commit()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -83,63 +109,102 @@ class Registry:
             "INSERT OR IGNORE INTO deployments VALUES (?,?,?,?,?,?,?,?,?,?)",
             (deployment_id, summary["candidate_id"], summary.get("prompt_name"),
              summary.get("prompt_version"), summary.get("model"), summary.get("params", "{}"),
-             versions.get("index", ""), versions.get("data", ""),
-             json.dumps(summary, default=float), time.time()))
+             versions.get("index", ""), versions.get("data", ""), _json(summary), time.time()))
         return deployment_id
 
     def promote(self, summary: dict[str, Any], versions: dict[str, str], *, reason: str,
-                alias: str = "champion", actor: str | None = None) -> str:
-        """Register the candidate and move the alias to it, atomically."""
+                alias: str = "champion", actor: str | None = None,
+                rows: list[dict[str, Any]] | None = None,
+                metrics: dict[str, Any] | None = None) -> str:
+        """Register the candidate and move the alias to it, atomically, with its evidence."""
         with self._tx() as conn:
             deployment_id = self.register(conn, summary, versions)
+            if rows is not None:
+                conn.execute("INSERT OR REPLACE INTO deployment_rows VALUES (?, ?)",
+                             (deployment_id, _json(rows)))
             previous = conn.execute("SELECT deployment_id FROM aliases WHERE alias = ?",
                                     (alias,)).fetchone()
+            if previous and previous[0] == deployment_id:
+                raise LlmopsError(f"{summary['candidate_id']} ({deployment_id}) already is "
+                                  f"the {alias}")
+            self._step("registered")
             conn.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
                          (alias, deployment_id, time.time()))
-            conn.execute("INSERT INTO history (at, action, alias, deployment_id, "
-                         "previous_deployment_id, actor, reason) VALUES (?,?,?,?,?,?,?)",
-                         (time.time(), "promote", alias, deployment_id,
-                          previous[0] if previous else None, actor or _actor(), reason))
+            self._step("alias-moved")
+            conn.execute(_HISTORY, (time.time(), "promote", alias, deployment_id,
+                                    previous[0] if previous else None, actor or _actor(), reason,
+                                    _json(metrics if metrics is not None else summary)))
+            self._step("history-written")
         return deployment_id
 
     def record(self, action: str, summary: dict[str, Any] | None, versions: dict[str, str], *,
-               reason: str, actor: str | None = None) -> None:
+               reason: str, actor: str | None = None, metrics: dict[str, Any] | None = None) -> None:
         """Log a decision that moved no alias (a rejected candidate), with its evidence."""
         with self._tx() as conn:
             deployment_id = self.register(conn, summary, versions) if summary else None
-            conn.execute("INSERT INTO history (at, action, alias, deployment_id, "
-                         "previous_deployment_id, actor, reason) VALUES (?,?,?,?,?,?,?)",
-                         (time.time(), action, None, deployment_id, None, actor or _actor(),
-                          reason))
+            evidence = metrics if metrics is not None else summary
+            conn.execute(_HISTORY, (time.time(), action, None, deployment_id, None,
+                                    actor or _actor(), reason,
+                                    _json(evidence) if evidence is not None else None))
 
-    def rollback(self, alias: str = "champion", *, reason: str = "rollback") -> str:
-        """Point the alias back at the deployment it held before its last promotion."""
+    def rollback(self, alias: str = "champion", *, reason: str = "rollback",
+                 actor: str | None = None) -> str:
+        """Point the alias at the champion before the current one, walking back through history."""
         with self._tx() as conn:
-            row = conn.execute(
-                "SELECT deployment_id, previous_deployment_id FROM history WHERE alias = ? "
-                "AND action IN ('promote', 'rollback') ORDER BY id DESC LIMIT 1",
-                (alias,)).fetchone()
-            if not row or not row[1]:
+            # Replay the alias's moves: a promotion pushes, a rollback pops. Repeated rollbacks
+            # therefore walk back A <- B <- C instead of toggling between the last two.
+            stack: list[str] = []
+            for action, deployment_id in conn.execute(
+                    "SELECT action, deployment_id FROM history WHERE alias = ? AND action IN "
+                    "('promote', 'rollback') ORDER BY id", (alias,)):
+                if action == "promote":
+                    stack.append(deployment_id)
+                elif stack:
+                    stack.pop()
+            if len(stack) < 2:
                 raise LlmopsError(f"alias {alias!r} has no previous deployment to roll back to")
+            current, target = stack[-1], stack[-2]
             conn.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
-                         (alias, row[1], time.time()))
-            conn.execute("INSERT INTO history (at, action, alias, deployment_id, "
-                         "previous_deployment_id, actor, reason) VALUES (?,?,?,?,?,?,?)",
-                         (time.time(), "rollback", alias, row[1], row[0], _actor(), reason))
-            return row[1]
+                         (alias, target, time.time()))
+            self._step("alias-moved")
+            conn.execute(_HISTORY, (time.time(), "rollback", alias, target, current,
+                                    actor or _actor(), reason, None))
+            return target
 
     def get(self, alias: str = "champion") -> Deployment | None:
+        """The deployment an alias points at, or None."""
+        return self._one("SELECT d.* FROM aliases a JOIN deployments d USING (deployment_id) "
+                         "WHERE a.alias = ?", (alias,))
+
+    def find(self, key: str) -> Deployment | None:
+        """A deployment by id or candidate id (the newest one registered for that candidate)."""
+        return self._one("SELECT * FROM deployments WHERE deployment_id = ? OR candidate_id = ? "
+                         "ORDER BY created_at DESC LIMIT 1", (key, key))
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> Deployment | None:
         with closing(sqlite3.connect(self.path)) as conn:
-            row = conn.execute(
-                "SELECT d.* FROM aliases a JOIN deployments d USING (deployment_id) "
-                "WHERE a.alias = ?", (alias,)).fetchone()
+            row = conn.execute(sql, args).fetchone()
         if row is None:
             return None
         return Deployment(*row[:8], summary=json.loads(row[8]), created_at=row[9])
 
+    def rows(self, deployment_id: str) -> list[dict[str, Any]] | None:
+        """The per-question evaluation rows kept with a deployment, if any."""
+        with closing(sqlite3.connect(self.path)) as conn:
+            row = conn.execute("SELECT rows FROM deployment_rows WHERE deployment_id = ?",
+                               (deployment_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest `limit` events first; metrics decoded from JSON."""
         with closing(sqlite3.connect(self.path)) as conn:
             conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM history ORDER BY id DESC LIMIT ?",
+            rows = conn.execute("SELECT h.*, d.candidate_id FROM history h LEFT JOIN deployments d "
+                                "USING (deployment_id) ORDER BY h.id DESC LIMIT ?",
                                 (limit,)).fetchall()
-        return [dict(r) for r in rows]
+        out = []
+        for r in rows:
+            item = dict(r)
+            item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else None
+            out.append(item)
+        return out

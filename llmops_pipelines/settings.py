@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmops_pipelines.errors import SettingsError
@@ -96,6 +96,11 @@ class Settings:
     finetune_poll_s: float = 10.0
     synthetic_qa: int = 0
     min_eval_rows: int = 5
+    # Serving and monitoring. The token is a secret: kept out of repr, so never in logs.
+    serve_token: str | None = field(default=None, repr=False)
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8000
+    monitor_sample: int = 200
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -143,6 +148,10 @@ class Settings:
             finetune_poll_s=_float(env, "LLMOPS_FINETUNE_POLL_S", 10.0) or 10.0,
             synthetic_qa=_int(env, "LLMOPS_SYNTHETIC_QA", 0),
             min_eval_rows=_int(env, "LLMOPS_MIN_EVAL_ROWS", 5),
+            serve_token=env.get("LLMOPS_SERVE_TOKEN") or None,
+            serve_host=env.get("LLMOPS_SERVE_HOST") or "127.0.0.1",
+            serve_port=_int(env, "LLMOPS_SERVE_PORT", 8000, minimum=1),
+            monitor_sample=_int(env, "LLMOPS_MONITOR_SAMPLE", 200, minimum=1),
         )
 
     # Where each kind of state lives under LLMOPS_HOME; created on first use.
@@ -167,3 +176,7 @@ class Settings:
     @property
     def cache_path(self) -> Path:
         return self.path("cache.sqlite")
+
+    @property
+    def production_log_path(self) -> Path:
+        return self.path("production", "exchanges.jsonl")

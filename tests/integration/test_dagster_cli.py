@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.integration.test_lifecycle import lenient_gates
+
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 
@@ -23,7 +25,10 @@ def test_definitions_validate() -> None:
     assert "Validation successful" in done.stderr + done.stdout
 
 
-def test_cli_materializes_whole_graph_on_openai_compatible_server(openai_env, isolated_home) -> None:
+def test_cli_materializes_whole_graph_on_openai_compatible_server(openai_env, isolated_home,
+                                                                 tmp_path, monkeypatch) -> None:
+    # The gate checks are blocking: hold the test server's extractive answers to what they reach.
+    lenient_gates(tmp_path, monkeypatch)
     done = run([DAGSTER, "asset", "materialize", "-m", "llmops_pipelines.definitions",
                 "--select", "*"])
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]

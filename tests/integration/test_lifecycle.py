@@ -15,7 +15,7 @@ from llmops_pipelines.cli import main as llmops_main
 from llmops_pipelines.definitions import defs
 
 REPO = Path(__file__).resolve().parents[2]
-GROUPS = {"curation", "ideation", "rag", "finetune", "evaluation", "promotion"}
+GROUPS = {"curation", "ideation", "rag", "finetune", "evaluation", "promotion", "monitoring"}
 
 
 def materialize() -> dg.ExecuteInProcessResult:
@@ -80,7 +80,9 @@ def test_whole_lifecycle_against_test_server(openai_env, isolated_home, capsys, 
     assert set(playground["qa_id"]) <= set(rows["qa_id"])
     assert server.counts["ft_create"] == 1
     decision = json.loads((isolated_home / "tables" / "promotion_decision.json").read_text())
-    assert decision["promoted"] is True and decision["champion"] == decision["candidate_id"]
+    assert decision["promoted"] is True
+    champion = json.loads((isolated_home / "tables" / "champion.json").read_text())
+    assert champion["candidate_id"] == decision["candidate_id"] and champion["changed"]
 
     assert llmops_main(["status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -94,8 +96,10 @@ def test_whole_lifecycle_against_test_server(openai_env, isolated_home, capsys, 
     assert all(report["versions"].values())
 
 
-def test_second_run_with_nothing_changed_makes_no_chat_call(openai_env, isolated_home) -> None:
+def test_second_run_with_nothing_changed_makes_no_chat_call(openai_env, isolated_home, tmp_path,
+                                                             monkeypatch) -> None:
     server = openai_env
+    lenient_gates(tmp_path, monkeypatch)  # the champion's gate checks must pass on both runs
     assert materialize().success
     first_rows = table(isolated_home, "evaluation_rows")
     server.reset()

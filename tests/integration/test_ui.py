@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 QUERY = "{ assetNodes { assetKey { path } groupName } }"
-STAGES = {"curation", "ideation", "rag", "finetune", "evaluation", "promotion"}
+STAGES = {"curation", "ideation", "rag", "finetune", "evaluation", "promotion", "monitoring"}
 
 
 def free_port() -> int:

@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 
 from llmops_pipelines.errors import DataError
-from llmops_pipelines.promotion import GateCheck, Gates, check_gates, choose, decide
+from llmops_pipelines.evaluation.aggregate import summarise
+from llmops_pipelines.paired_bootstrap import paired_diff
+from llmops_pipelines.promotion import (
+    GATED_METRICS,
+    Contender,
+    GateCheck,
+    Gates,
+    check_gates,
+    choose,
+    decide,
+)
+from tests.support.eval_tables import candidate_rows
 
 REPO = Path(__file__).resolve().parents[2]
 GATES = REPO / "assets" / "gates.yaml"
@@ -136,7 +147,8 @@ def test_worse_than_champion_is_not_promoted(gates: Gates) -> None:
 def test_better_than_champion_is_promoted(gates: Gates) -> None:
     decision = decide(summary("new", quality=0.6), summary("champ", quality=0.5), gates)
     assert decision.promote
-    assert decision.reasons == ["every gate passed and quality 0.6 >= champion 0.5"]
+    assert decision.reasons == [
+        "every gate passed; quality 0.6 vs champion 0.5: not worse (no paired rows)"]
     assert decision.champion_id == "champ"
 
 
@@ -223,3 +235,90 @@ def test_choose_lower_is_better(tmp_path: Path) -> None:
                        summary("fast", latency_p95_ms_per_token=50.0)], None, fast)
     assert decision.candidate_id == "fast"
     assert decision.promote
+
+
+# --- Non-regression on the same eval rows: paired bootstrap CI of candidate - champion ----------
+
+def contender(candidate_id: str, **levels: float) -> Contender:
+    rows = candidate_rows(candidate_id, seed=levels.pop("seed", 0), **levels)
+    return Contender(summarise(rows).iloc[0].to_dict(), rows)
+
+
+def test_significantly_less_grounded_is_blocked_even_with_better_quality(gates: Gates) -> None:
+    champ = contender("champ", quality=0.5, groundedness=0.8, seed=1)
+    worse = contender("worse", quality=0.6, groundedness=0.5, seed=2)
+    decision = decide(worse, champ, gates)
+    assert not decision.promote
+    by_metric = {g.metric: g for g in decision.gates}
+    grounded = by_metric["groundedness"]
+    assert not grounded.passed
+    assert grounded.regression.pairs == 20
+    assert grounded.regression.ci_high < 0 < by_metric["quality"].regression.ci_low
+    assert decision.reasons == [grounded.failures[0]]
+    assert decision.reasons[0].endswith("significantly worse than the champion")
+
+
+def test_a_difference_inside_the_noise_is_not_a_regression(gates: Gates) -> None:
+    champ = contender("champ", quality=0.5, groundedness=0.80, seed=1)
+    similar = contender("similar", quality=0.55, groundedness=0.79, seed=3)
+    decision = decide(similar, champ, gates)
+    grounded = next(g for g in decision.gates if g.metric == "groundedness")
+    assert grounded.regression.ci_low < 0 < grounded.regression.ci_high
+    assert decision.promote, decision.reasons
+
+
+def test_primary_metric_worse_on_paired_rows_is_not_promoted(gates: Gates) -> None:
+    champ = contender("champ", quality=0.50, groundedness=0.8, seed=1)
+    lower = contender("lower", quality=0.49, groundedness=0.8, seed=4)
+    decision = decide(lower, champ, gates)
+    quality = next(g for g in decision.gates if g.metric == "quality").regression
+    # Not significantly worse (the CI spans 0), yet worse: the primary metric must not drop.
+    assert quality.ci_low < 0 < quality.ci_high and quality.diff < 0
+    assert not decision.promote
+    assert decision.reasons[0].endswith("the primary metric is worse than the champion")
+
+
+def test_paired_diff_pairs_on_qa_id_and_ignores_unscored_pairs() -> None:
+    champ = candidate_rows("c", quality=0.5, groundedness=0.8, seed=1)
+    cand = candidate_rows("n", quality=0.5, groundedness=0.8, seed=1).iloc[::-1]  # other order
+    cand.loc[cand["qa_id"] == "q03", "groundedness"] = math.nan
+    diff = paired_diff("groundedness", cand, champ, samples=200)
+    assert diff.pairs == 19 and diff.diff == pytest.approx(0.0, abs=1e-12)
+    assert paired_diff("groundedness", cand.head(0), champ).pairs == 0
+
+
+def test_choose_keeps_the_champion_when_it_still_ranks_first(gates: Gates) -> None:
+    champ = contender("champ", quality=0.6, groundedness=0.8, seed=1)
+    loser = contender("loser", quality=0.4, groundedness=0.8, seed=2)
+    decision = choose([loser, champ], champ, gates)
+    assert decision.candidate_id == "champ" and not decision.promote
+    assert all(g.passed for g in decision.gates)
+
+
+def test_choose_reports_why_a_better_ranked_challenger_failed(gates: Gates) -> None:
+    champ = contender("champ", quality=0.5, groundedness=0.8, seed=1)
+    worse = contender("worse", quality=0.6, groundedness=0.5, seed=2)
+    decision = choose([champ, worse], champ, gates)
+    assert decision.candidate_id == "worse" and not decision.promote
+    assert "groundedness" in decision.reasons[0]
+
+
+@pytest.mark.parametrize("text, field", [
+    ("thresholds:\n  qualty: {min: 0.2}\n", "thresholds.qualty"),
+    ("primary_metric: speed\n", "primary_metric"),
+    ("non_regression:\n  confidence: 1.5\n", "non_regression.confidence"),
+    ("non_regression:\n  margins: {speed: 1}\n", "non_regression.margins"),
+    ("monitoring:\n  question_drift: 0.3\n", "monitoring.question_drift"),
+])
+def test_bad_gates_name_the_field(tmp_path: Path, text: str, field: str) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        Gates.load(path)
+    assert err.value.field == field and err.value.path == str(path)
+
+
+def test_shipped_regression_and_monitoring_settings(gates: Gates) -> None:
+    assert (gates.confidence, gates.bootstrap_samples) == (0.95, 2000)
+    assert set(gates.margins) <= set(GATED_METRICS)
+    assert set(gates.monitoring) == {"question_drift", "negative_feedback_rate"}

@@ -184,3 +184,62 @@ def test_deployment_id_depends_on_versions(registry: Registry) -> None:
     assert first != reindexed
     assert again == first
     assert count(registry.path, "deployments") == 2
+
+
+def test_rollback_walks_back_through_history(registry: Registry) -> None:
+    a = registry.promote(summary("A"), VERSIONS, reason="1", actor="ci")
+    b = registry.promote(summary("B"), VERSIONS, reason="2", actor="ci")
+    c = registry.promote(summary("C"), VERSIONS, reason="3", actor="ci")
+    assert registry.rollback(reason="C is broken") == b
+    assert registry.rollback(reason="so is B") == a  # walks back, does not toggle to C
+    assert registry.get().deployment_id == a
+    with pytest.raises(LlmopsError, match="no previous deployment"):
+        registry.rollback()
+    # A promotion after rollbacks starts a new line: rolling it back returns to A.
+    d = registry.promote(summary("D"), VERSIONS, reason="4", actor="ci")
+    assert registry.rollback() == a
+    moves = [(h["action"], h["deployment_id"], h["previous_deployment_id"])
+             for h in reversed(registry.history())]
+    assert moves == [("promote", a, None), ("promote", b, a), ("promote", c, b),
+                     ("rollback", b, c), ("rollback", a, b), ("promote", d, a),
+                     ("rollback", a, d)]
+
+
+def test_history_keeps_the_metrics_and_candidate(registry: Registry) -> None:
+    evidence = {"quality": {"passed": True, "diff_vs_champion": 0.1, "ci": [0.05, float("nan")]}}
+    registry.promote(summary("A", 0.7), VERSIONS, reason="better", actor="ci", metrics=evidence)
+    registry.record("reject", summary("R"), VERSIONS, reason="worse", actor="ci")
+    reject, promote = registry.history()
+    assert promote["candidate_id"] == "A"
+    assert promote["metrics"] == {"quality": {"passed": True, "diff_vs_champion": 0.1,
+                                              "ci": [0.05, None]}}  # NaN stored as null
+    assert reject["metrics"] == summary("R")  # without evidence, the summary justifies it
+
+
+def test_rows_kept_with_the_deployment_and_find(registry: Registry) -> None:
+    rows = [{"qa_id": "q1", "quality": 0.5, "groundedness": None}]
+    a = registry.promote(summary("A"), VERSIONS, reason="1", actor="ci", rows=rows)
+    assert registry.rows(a) == rows
+    assert registry.find("A").deployment_id == a == registry.find(a).deployment_id
+    assert registry.find("nope") is None
+    b = registry.promote(summary("B"), VERSIONS, reason="2", actor="ci")
+    assert registry.rows(b) is None
+
+
+def test_promoting_the_current_champion_again_is_refused(registry: Registry) -> None:
+    registry.promote(summary("A"), VERSIONS, reason="1", actor="ci")
+    with pytest.raises(LlmopsError, match="already is the champion"):
+        registry.promote(summary("A"), VERSIONS, reason="again", actor="ci")
+    assert len(registry.history()) == 1
+
+
+def test_an_old_registry_gains_the_metrics_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(
+            "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, "
+            "action TEXT NOT NULL, alias TEXT, deployment_id TEXT, previous_deployment_id TEXT, "
+            "actor TEXT, reason TEXT);")
+    registry = Registry(path)
+    registry.promote(summary("A"), VERSIONS, reason="1", actor="ci")
+    assert registry.history()[0]["metrics"]["candidate_id"] == "A"

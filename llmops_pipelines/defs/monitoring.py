@@ -1,0 +1,62 @@
+"""Monitoring assets: the production log (written by `llmops serve`) scored since the last run."""
+
+import dagster as dg
+import pandas as pd
+
+from llmops_pipelines import monitoring
+from llmops_pipelines.defs.metadata import markdown_table, preview
+from llmops_pipelines.defs.resources import LlmopsResource
+from llmops_pipelines.gates import Gates
+from llmops_pipelines.production_log import read_since
+
+GROUP = "monitoring"
+
+@dg.observable_source_asset(group_name=GROUP)
+def production_log(llmops: LlmopsResource) -> dg.DataVersion:
+    """Every served exchange and feedback, appended by `llmops serve`; observed, never written here."""
+    path = llmops.settings.production_log_path
+    # An append-only file: its size is its version.
+    return dg.DataVersion(str(path.stat().st_size if path.exists() else 0))
+
+MONITOR_CHECKS = [dg.AssetCheckSpec(f"monitor_{metric}", asset="production_monitoring",
+                                    description=f"served traffic's {metric} within its gate in "
+                                                "assets/gates.yaml")
+                  for metric in monitoring.MONITORED]
+
+
+@dg.asset(group_name=GROUP, deps=[production_log], check_specs=MONITOR_CHECKS)
+def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResource,
+                          curated_qa: pd.DataFrame):
+    """Scores the traffic logged since the last run with the offline metrics; checks its gates."""
+    settings = llmops.settings
+    cursor_path = settings.home / "monitoring" / "cursor.json"
+    window = read_since(settings.production_log_path, monitoring.load_cursor(cursor_path))
+    provider = llmops.provider
+    chosen = monitoring.sample(window.exchanges, settings.monitor_sample)
+    scored = monitoring.score(window.exchanges, {e["id"] for e in chosen}, provider.embed,
+                              provider.moderate, llmops.pricing())
+    eval_questions = curated_qa.loc[curated_qa["split"] == "eval", "question"].tolist()
+    drift = monitoring.question_drift([e["question"] for e in window.exchanges], eval_questions,
+                                      provider.embed)
+    summary = monitoring.summarise(scored, window.feedback, drift)
+    if window.rejects:
+        context.log.warning(f"{len(window.rejects)} unreadable production-log lines, first: "
+                            f"{window.rejects[0]['path']}:{window.rejects[0]['line']}: "
+                            f"{window.rejects[0]['reason']}")
+        path = settings.tables_dir / "production_log_rejects.parquet"
+        old = pd.read_parquet(path) if path.exists() else None
+        pd.concat([old, pd.DataFrame(window.rejects)]).to_parquet(path, index=False)
+    results = monitoring.checks(summary, Gates.load(settings.assets_dir / "gates.yaml"))
+    yield dg.Output(scored, metadata={
+        **{k: (float(v) if isinstance(v, float) else v) for k, v in summary.items()},
+        "log_bytes": f"{window.start}..{window.end}", "rejected_lines": len(window.rejects),
+        "checks": dg.MetadataValue.md(markdown_table(pd.DataFrame(
+            [{"metric": r.metric, "passed": r.passed, "why": r.description} for r in results]))),
+        "preview": preview(scored[["exchange_id", "question", "groundedness", "harm",
+                                   "ms_per_output_token", "cost_usd"]]),
+    })
+    for r in results:
+        yield dg.AssetCheckResult(check_name=f"monitor_{r.metric}", passed=r.passed,
+                                  description=r.description)
+    # Only once the scores are stored: a failed run re-reads the same window next time.
+    monitoring.save_cursor(cursor_path, window.end)

@@ -1,0 +1,82 @@
+"""What `llmops promote`, `rollback` and `history` do, outside Dagster (manual, still recorded)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+
+from llmops_pipelines.errors import LlmopsError
+from llmops_pipelines.gates import Gates
+from llmops_pipelines.paired_bootstrap import keep_rows, rows_frame
+from llmops_pipelines.promotion import Contender, decide
+from llmops_pipelines.promotion_report import decision_record
+from llmops_pipelines.registry import Registry
+from llmops_pipelines.settings import Settings
+
+
+def champion_contender(registry: Registry, summaries: pd.DataFrame, rows: pd.DataFrame,
+                       alias: str = "champion") -> Contender | None:
+    """The alias's deployment, paired on today's eval rows when it was re-evaluated, else stored ones."""
+    current = registry.get(alias)
+    if current is None:
+        return None
+    mine = summaries[summaries["candidate_id"] == current.candidate_id]
+    if len(mine):
+        return Contender(mine.iloc[0].to_dict(), rows[rows["candidate_id"] == current.candidate_id])
+    stored = registry.rows(current.deployment_id)
+    return Contender(current.summary, rows_frame(stored) if stored else None)
+
+
+def _latest(settings: Settings, name: str) -> pd.DataFrame:
+    path = settings.tables_dir / f"{name}.parquet"
+    if not path.exists():
+        raise LlmopsError(f"{path} does not exist: materialize evaluation_summary first")
+    return pd.read_parquet(path)
+
+
+def _match(ids: list[str], key: str) -> str:
+    found = [i for i in ids if i == key] or [i for i in ids if i.startswith(key)]
+    if len(found) != 1:
+        raise LlmopsError(f"candidate {key!r} matches {len(found)} of the evaluated candidates "
+                          f"{ids}; give a full id or a unique prefix")
+    return found[0]
+
+
+def promote_candidate(settings: Settings, key: str, reason: str, *, alias: str = "champion",
+                      actor: str | None = None) -> dict[str, Any]:
+    """Move the alias to an evaluated candidate, whatever the gates say, recording what they said."""
+    if not reason.strip():
+        raise LlmopsError("a manual promotion needs --reason: it is kept in the history")
+    summary_frame = _latest(settings, "evaluation_summary")
+    rows_all = _latest(settings, "evaluation_rows")
+    cid = _match(summary_frame["candidate_id"].tolist(), key)
+    summary = summary_frame[summary_frame["candidate_id"] == cid].iloc[0].to_dict()
+    rows = rows_all[rows_all["candidate_id"] == cid]
+    registry = Registry(settings.registry_path)
+    champion = champion_contender(registry, summary_frame, rows_all, alias)
+    versions = {"data": str(rows["data_version"].iloc[0]), "index": str(rows["index_version"].iloc[0])}
+    decision = decide(Contender(summary, rows), champion, Gates.load(settings.assets_dir / "gates.yaml"))
+    verdict = "gates agree" if decision.promote else \
+        "overriding the gates: " + "; ".join(decision.reasons)
+    record = decision_record(decision, versions)
+    deployment_id = registry.promote(summary, versions, reason=f"manual: {reason} ({verdict})",
+                                     alias=alias, actor=actor, rows=keep_rows(rows),
+                                     metrics=record["gates"])
+    return {"candidate_id": cid, "deployment_id": deployment_id, "alias": alias,
+            "gates_agree": decision.promote, "gate_reasons": decision.reasons}
+
+
+def render_history(events: list[dict[str, Any]]) -> str:
+    """One line per event, newest first: when, what, which deployment, who and why."""
+    if not events:
+        return "(no history yet)"
+    lines = []
+    for e in events:
+        when = dt.datetime.fromtimestamp(e["at"], tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        target = f"{e['candidate_id'] or '-'} ({e['deployment_id'] or '-'})"
+        previous = f" <- was {e['previous_deployment_id']}" if e["previous_deployment_id"] else ""
+        lines.append(f"{when}Z  {e['action']:<8} {e['alias'] or '-':<10} {target}{previous}  "
+                     f"by {e['actor']}: {e['reason']}")
+    return "\n".join(lines)

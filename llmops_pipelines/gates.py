@@ -1,0 +1,89 @@
+"""assets/gates.yaml: the thresholds promotion and monitoring hold a candidate to, validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops_pipelines.errors import DataError
+
+# The metrics promotion gates, each with one asset check; thresholds may name only these.
+GATED_METRICS = ("quality", "groundedness", "harm_rate", "cost_per_1k_answers_usd",
+                 "latency_p95_ms_per_token", "coverage")
+# Production-only metrics the monitoring checks hold to `monitoring:` thresholds.
+MONITORED_ONLY = ("question_drift", "negative_feedback_rate")
+# Higher is better for these; lower is better for every other gated metric.
+HIGHER_IS_BETTER = {"quality", "groundedness", "coverage"}
+
+
+def _bounds(section: Any, path: Path, name: str,
+            allowed: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    if not isinstance(section or {}, dict):
+        raise DataError(f"'{name}' must be a mapping", path=str(path), field=name)
+    out: dict[str, dict[str, float]] = {}
+    for metric, bound in (section or {}).items():
+        where = f"{name}.{metric}"
+        if metric not in allowed:
+            raise DataError(f"unknown metric {metric!r}; expected one of {list(allowed)}",
+                            path=str(path), field=where)
+        if not isinstance(bound, dict) or not set(bound) <= {"min", "max"} or not bound:
+            raise DataError("each threshold needs 'min' and/or 'max'", path=str(path), field=where)
+        try:
+            out[str(metric)] = {k: float(v) for k, v in bound.items()}
+        except (TypeError, ValueError) as exc:
+            raise DataError("thresholds must be numbers", path=str(path), field=where) from exc
+    return out
+
+
+def _number(data: dict[str, Any], key: str, default: float, path: Path, lo: float, hi: float) -> float:
+    try:
+        value = float(data.get(key, default))
+    except (TypeError, ValueError) as exc:
+        raise DataError("must be a number", path=str(path), field=f"non_regression.{key}") from exc
+    if not lo < value <= hi:
+        raise DataError(f"must be in ({lo:g}, {hi:g}], found {value:g}", path=str(path),
+                        field=f"non_regression.{key}")
+    return value
+
+
+@dataclass(frozen=True)
+class Gates:
+    primary_metric: str
+    thresholds: dict[str, dict[str, float]]
+    confidence: float = 0.95
+    bootstrap_samples: int = 2000
+    # How much worse (in the metric's units) a candidate may be before it counts as a regression.
+    margins: dict[str, float] = field(default_factory=dict)
+    monitoring: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Gates:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise DataError(f"cannot read gates: {exc}", path=str(path)) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("thresholds") or {}, dict):
+            raise DataError("gates must be a mapping with a 'thresholds' mapping",
+                            path=str(path), field="thresholds")
+        thresholds = _bounds(data.get("thresholds"), path, "thresholds", GATED_METRICS)
+        primary = str(data.get("primary_metric") or "quality")
+        if primary not in GATED_METRICS:
+            raise DataError(f"unknown metric {primary!r}; expected one of {list(GATED_METRICS)}",
+                            path=str(path), field="primary_metric")
+        regression = data.get("non_regression") or {}
+        if not isinstance(regression, dict):
+            raise DataError("must be a mapping", path=str(path), field="non_regression")
+        margins = regression.get("margins") or {}
+        if not isinstance(margins, dict) or not set(margins) <= set(GATED_METRICS):
+            raise DataError(f"margins may name only {list(GATED_METRICS)}", path=str(path),
+                            field="non_regression.margins")
+        return cls(primary, thresholds,
+                   confidence=_number(regression, "confidence", 0.95, path, 0.5, 0.999),
+                   bootstrap_samples=int(_number(regression, "bootstrap_samples", 2000, path,
+                                                 99, 1e6)),
+                   margins={str(k): float(v) for k, v in margins.items()},
+                   monitoring=_bounds(data.get("monitoring"), path, "monitoring",
+                                      (*GATED_METRICS, *MONITORED_ONLY)))

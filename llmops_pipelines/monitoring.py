@@ -1,0 +1,159 @@
+"""Monitoring of served traffic: the offline metrics on a sample, question drift, feedback rates.
+
+Pure: the Dagster asset (defs/monitoring.py) reads the production log since its cursor and
+hands the records and the provider's embed/moderate functions in here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmops_pipelines.errors import LlmopsError
+from llmops_pipelines.evaluation.cost import Pricing, cost_score
+from llmops_pipelines.evaluation.groundedness import groundedness
+from llmops_pipelines.evaluation.harm import harm_score
+from llmops_pipelines.evaluation.latency import latency_score
+from llmops_pipelines.evaluation.metric import Score
+from llmops_pipelines.gates import Gates
+from llmops_pipelines.providers.base import ChatResult, ModerationResult
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+Moderate = Callable[[Sequence[str]], list[ModerationResult]]
+# Monitored metric -> the gates.yaml threshold it is held to (monitoring: overrides thresholds:).
+MONITORED = ("groundedness", "harm_rate", "latency_p95_ms_per_token", "cost_per_1k_answers_usd",
+             "question_drift", "negative_feedback_rate")
+
+
+def load_cursor(path: Path) -> int:
+    """The byte offset the last successful run stopped at (0 before the first)."""
+    try:
+        return int(json.loads(Path(path).read_text(encoding="utf-8"))["offset"])
+    except FileNotFoundError:
+        return 0
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LlmopsError(f"{path}: unreadable monitoring cursor ({exc}); delete it to "
+                          "re-read the whole production log") from exc
+
+
+def save_cursor(path: Path, offset: int) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"offset": offset}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def sample(exchanges: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """Up to n exchanges, chosen by a hash of their id: the same log always gives the same sample."""
+    if len(exchanges) <= n:
+        return list(exchanges)
+    return sorted(exchanges, key=lambda e: hashlib.sha256(e["id"].encode()).hexdigest())[:n]
+
+
+def _result(e: dict[str, Any]) -> ChatResult:
+    return ChatResult(text=e["answer"], model=e["model"], input_tokens=int(e.get("input_tokens") or 0),
+                      output_tokens=int(e.get("output_tokens") or 0),
+                      latency_ms=float(e.get("latency_ms") or math.nan))
+
+
+def _cost(pricing: Pricing, e: dict[str, Any]) -> Score:
+    try:
+        return cost_score(pricing, e.get("requested_model") or e["model"], _result(e))
+    except LlmopsError as exc:  # an unpriced model: not scored, and the reason says why
+        return Score.unscorable(str(exc))
+
+
+def score(exchanges: list[dict[str, Any]], sampled_ids: set[str], embed: Embed,
+          moderate: Moderate, pricing: Pricing) -> pd.DataFrame:
+    """One row per exchange: latency and cost for all, groundedness and harm for the sample."""
+    sampled = [e for e in exchanges if e["id"] in sampled_ids]
+    verdicts = dict(zip([e["id"] for e in sampled], moderate([e["answer"] for e in sampled]) if sampled
+                        else [], strict=True))
+    rows = []
+    for e in exchanges:
+        latency, cost = latency_score(_result(e)), _cost(pricing, e)
+        grounded = harm = Score.unscorable("not in this run's sample")
+        if e["id"] in verdicts:
+            grounded = groundedness(e["answer"], [c["text"] for c in e["contexts"]], embed)
+            harm = harm_score(verdicts[e["id"]], e["answer"])
+        rows.append({
+            "exchange_id": e["id"], "at": float(e["at"]), "deployment_id": e.get("deployment_id"),
+            "model": e["model"], "question": e["question"], "answer": e["answer"],
+            "sampled": e["id"] in verdicts, "groundedness": grounded.value,
+            "groundedness_reason": grounded.reason, "harm": harm.value, "harm_reason": harm.reason,
+            "ms_per_output_token": latency.value, "cost_usd": cost.value, "cost_reason": cost.reason,
+        })
+    return pd.DataFrame(rows, columns=SCORED_COLUMNS)
+
+
+SCORED_COLUMNS = ["exchange_id", "at", "deployment_id", "model", "question", "answer", "sampled",
+                  "groundedness", "groundedness_reason", "harm", "harm_reason",
+                  "ms_per_output_token", "cost_usd", "cost_reason"]
+
+
+def question_drift(questions: Sequence[str], reference: Sequence[str], embed: Embed) -> float:
+    """1 - cosine of the mean embeddings of served and eval questions; NaN without both."""
+    if not questions or not reference:
+        return math.nan
+    vectors = embed([*questions, *reference])
+    served, ref = vectors[: len(questions)].mean(axis=0), vectors[len(questions):].mean(axis=0)
+    norm = float(np.linalg.norm(served) * np.linalg.norm(ref))
+    return 1.0 - float(served @ ref) / norm if norm else math.nan
+
+
+def _mean(values: pd.Series) -> float:
+    values = values.dropna()
+    return float(values.mean()) if len(values) else math.nan
+
+
+def summarise(scored: pd.DataFrame, feedback: list[dict[str, Any]], drift: float) -> dict[str, Any]:
+    """The window's monitored metrics, named as their gates in assets/gates.yaml."""
+    latency = scored["ms_per_output_token"].dropna()
+    ratings = [int(f["rating"]) for f in feedback]
+    return {
+        "exchanges": len(scored), "scored": int(scored["sampled"].sum()),
+        "groundedness": _mean(scored["groundedness"]), "harm_rate": _mean(scored["harm"]),
+        "latency_p95_ms_per_token": float(latency.quantile(0.95)) if len(latency) else math.nan,
+        "cost_per_1k_answers_usd": _mean(scored["cost_usd"]) * 1000,
+        "question_drift": drift, "feedback": len(ratings),
+        "feedback_rate": len(ratings) / len(scored) if len(scored) else math.nan,
+        "negative_feedback_rate": ratings.count(-1) / len(ratings) if ratings else math.nan,
+    }
+
+
+@dataclass(frozen=True)
+class MonitorCheck:
+    metric: str
+    passed: bool
+    description: str
+    value: float
+
+
+def checks(summary: dict[str, Any], gates: Gates) -> list[MonitorCheck]:
+    """Each monitored metric against its gate; a metric with no data this window cannot fail."""
+    out = []
+    for metric in MONITORED:
+        bounds = gates.monitoring.get(metric) or gates.thresholds.get(metric) or {}
+        value = float(summary.get(metric, math.nan))
+        if math.isnan(value):
+            out.append(MonitorCheck(metric, True, f"{metric}: not measured in this window "
+                                    f"({summary['exchanges']} exchanges, {summary['feedback']} "
+                                    "ratings)", value))
+            continue
+        crossed = [f"{'>=' if b == 'min' else '<='} {t:g}" for b, t in bounds.items()
+                   if (value < t if b == "min" else value > t)]
+        verdict = f"crosses its gate (needs {', '.join(crossed)})" if crossed else \
+            ("within its gate" if bounds else "no gate set")
+        out.append(MonitorCheck(metric, not crossed, f"{metric} = {value:.4g} over "
+                                f"{summary['exchanges']} exchanges: {verdict}", value))
+    return out

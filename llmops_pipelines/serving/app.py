@@ -1,0 +1,134 @@
+"""The OpenAI-compatible HTTP surface: POST /v1/chat/completions and /v1/feedback, bearer auth."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from llmops_pipelines.errors import LlmopsError, ProviderError
+from llmops_pipelines.production_log import ProductionLog
+from llmops_pipelines.serving.champion_app import ChampionApp, NoChampionError, exchange_record
+
+log = logging.getLogger(__name__)
+RATINGS = {"up": 1, "down": -1, "1": 1, "-1": -1}
+
+
+def _error(status: int, message: str, code: str, type_: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": type_, "code": code,
+                                   "param": None}}, status_code=status)
+
+
+def _question(body: Any) -> str | None:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # typed parts: keep the text ones
+                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            if isinstance(content, str) and content.strip():
+                return content.strip()
+    return None
+
+
+def create_app(app: ChampionApp, token: str, production_log: ProductionLog) -> Starlette:
+    """The ASGI app; every route but /health needs `Authorization: Bearer <token>`."""
+    expected = f"Bearer {token}".encode()
+
+    def authorised(request: Request) -> bool:
+        given = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(given, expected)
+
+    def refuse() -> JSONResponse:
+        # Says what is wrong, never echoes what was sent.
+        return _error(401, "missing or wrong bearer token (set LLMOPS_SERVE_TOKEN on the "
+                           "server and send it as the API key)", "invalid_api_key")
+
+    async def body_of(request: Request) -> Any:
+        try:
+            return await request.json()
+        except ValueError:
+            return None
+
+    async def chat(request: Request) -> JSONResponse:
+        if not authorised(request):
+            return refuse()
+        body = await body_of(request)
+        if isinstance(body, dict) and body.get("stream"):
+            return _error(400, "stream=true is not supported by llmops serve", "unsupported")
+        question = _question(body)
+        if question is None:
+            return _error(400, "the request needs a 'messages' list with a non-empty user "
+                               "message", "invalid_messages")
+        started = time.perf_counter()
+        try:
+            served = await run_in_threadpool(app.answer, question)
+        except NoChampionError as exc:
+            return _error(503, str(exc), "no_champion", "server_error")
+        except ProviderError as exc:
+            return _error(502, f"the champion's model failed: {exc}", "upstream_error",
+                          "server_error")
+        except LlmopsError as exc:
+            return _error(500, str(exc), "llmops_error", "server_error")
+        exchange_id = f"chatcmpl-{uuid.uuid4().hex}"
+        record = exchange_record(exchange_id, question, served)
+        record["total_ms"] = (time.perf_counter() - started) * 1000
+        await run_in_threadpool(production_log.append, record)
+        r = served.result
+        return JSONResponse({
+            "id": exchange_id, "object": "chat.completion", "created": int(time.time()),
+            "model": r.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": r.text},
+                         "finish_reason": r.finish_reason or "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": r.input_tokens, "completion_tokens": r.output_tokens,
+                      "total_tokens": r.input_tokens + r.output_tokens},
+            # Extra fields the official client keeps on the response (model_extra).
+            "llmops": {"deployment_id": served.deployment.deployment_id,
+                       "candidate_id": served.deployment.candidate_id,
+                       "context_doc_ids": [c.doc_id for c in served.contexts]},
+        })
+
+    async def feedback(request: Request) -> JSONResponse:
+        if not authorised(request):
+            return refuse()
+        body = await body_of(request)
+        body = body if isinstance(body, dict) else {}
+        exchange_id, rating = body.get("id"), RATINGS.get(str(body.get("rating")).lower())
+        if not isinstance(exchange_id, str) or not exchange_id.startswith("chatcmpl-"):
+            return _error(400, "'id' must be the chat completion id being rated", "invalid_id")
+        if rating is None:
+            return _error(400, f"'rating' must be one of {sorted(RATINGS)}", "invalid_rating")
+        comment = body.get("comment")
+        await run_in_threadpool(production_log.append, {
+            "type": "feedback", "id": exchange_id, "at": time.time(), "rating": rating,
+            "comment": str(comment)[:2000] if comment else None})
+        return JSONResponse({"id": exchange_id, "rating": rating, "recorded": True})
+
+    async def models(request: Request) -> JSONResponse:
+        if not authorised(request):
+            return refuse()
+        try:
+            deployment, _ = await run_in_threadpool(app.champion)
+        except NoChampionError:
+            return JSONResponse({"object": "list", "data": []})
+        return JSONResponse({"object": "list", "data": [
+            {"id": deployment.model, "object": "model", "created": int(deployment.created_at),
+             "owned_by": deployment.deployment_id}]})
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/feedback", feedback, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ])

@@ -1,0 +1,109 @@
+"""The champion's RAG app, resolved from the registry on every request (a new champion needs no restart).
+
+It answers with the same functions evaluation scores: rag_app.retrieve -> rag_app.render ->
+the provider's chat with rag_app.chat_params, so what was measured is what is served.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from llmops_pipelines.errors import LlmopsError, PromptError
+from llmops_pipelines.prompts import Prompt, load_prompt, load_prompts
+from llmops_pipelines.providers import Provider, make_provider
+from llmops_pipelines.providers.base import ChatResult
+from llmops_pipelines.rag_app import chat_params, render, retrieve
+from llmops_pipelines.registry import Deployment, Registry
+from llmops_pipelines.settings import Settings
+from llmops_pipelines.vectorstore import ChromaIndex, Retrieved
+
+
+class NoChampionError(LlmopsError):
+    """Nothing is deployed yet."""
+
+
+def snapshot_prompt(settings: Settings, deployment: Deployment) -> Prompt:
+    """The deployment's prompt, kept under LLMOPS_HOME so later edits to assets/ change nothing."""
+    folder = settings.home / "deployments" / deployment.deployment_id
+    kept = folder / f"{deployment.prompt_name}.prompty"
+    if kept.exists():
+        return load_prompt(kept)
+    for prompt in load_prompts(settings.assets_dir / "prompts"):
+        if prompt.version == deployment.prompt_version:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(prompt.path, kept)
+            return prompt
+    raise PromptError(f"deployment {deployment.deployment_id} needs prompt "
+                      f"{deployment.prompt_name!r} version {deployment.prompt_version}, which is "
+                      f"no longer in {settings.assets_dir / 'prompts'}; restore it or promote "
+                      "a re-evaluated candidate")
+
+
+@dataclass(frozen=True)
+class Served:
+    deployment: Deployment
+    result: ChatResult
+    contexts: list[Retrieved]
+
+
+class ChampionApp:
+    """Answers questions with whatever deployment the champion alias points at right now."""
+
+    def __init__(self, settings: Settings, provider: Provider | None = None) -> None:
+        self.settings = settings
+        self.registry = Registry(settings.registry_path)
+        self.provider = provider or make_provider(settings)
+        self._index: ChromaIndex | None = None
+        self._prompts: dict[str, Prompt] = {}
+        # One llama.cpp model is not safe across threads; a remote endpoint takes many calls.
+        self._model_lock = threading.Lock() if self.provider.name == "local" else None
+
+    def index(self) -> ChromaIndex:
+        if self._index is None:
+            s = self.settings
+            self._index = ChromaIndex.open(path=str(s.chroma_dir), url=s.chroma_url,
+                                           embedding_model=s.embedding_model,
+                                           embed=self.provider.embed)
+        return self._index
+
+    def champion(self) -> tuple[Deployment, Prompt]:
+        deployment = self.registry.get("champion")
+        if deployment is None:
+            raise NoChampionError("no champion is deployed: materialize the pipeline or run "
+                                  "`llmops promote <candidate> --reason ...`")
+        if deployment.deployment_id not in self._prompts:
+            self._prompts[deployment.deployment_id] = snapshot_prompt(self.settings, deployment)
+        return deployment, self._prompts[deployment.deployment_id]
+
+    def answer(self, question: str) -> Served:
+        """Retrieve, render and chat, exactly as evaluation does for this deployment."""
+        deployment, prompt = self.champion()
+        contexts = retrieve(self.provider, self.index(), [question], self.settings.top_k)[0]
+        messages = render(prompt, question, contexts)
+        params: dict[str, Any] = {**chat_params(prompt, {"max_tokens": self.settings.max_tokens}),
+                                  **json.loads(deployment.params or "{}")}
+        if self._model_lock is None:
+            result = self.provider.chat(messages, model=deployment.model, **params)
+        else:
+            with self._model_lock:
+                result = self.provider.chat(messages, model=deployment.model, **params)
+        return Served(deployment, result, contexts)
+
+
+def exchange_record(exchange_id: str, question: str, served: Served) -> dict[str, Any]:
+    """One production-log line: what the monitoring asset scores later."""
+    r, d = served.result, served.deployment
+    return {
+        "type": "exchange", "id": exchange_id, "at": time.time(), "question": question,
+        "answer": r.text, "contexts": [{"chunk_id": c.chunk_id, "doc_id": c.doc_id,
+                                        "text": c.text} for c in served.contexts],
+        "model": r.model, "requested_model": d.model, "deployment_id": d.deployment_id,
+        "candidate_id": d.candidate_id, "prompt_version": d.prompt_version,
+        "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+        "latency_ms": r.latency_ms, "finish_reason": r.finish_reason,
+    }

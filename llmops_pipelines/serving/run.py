@@ -1,0 +1,61 @@
+"""Start the server (`llmops serve`) and talk to it (`llmops chat`)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from llmops_pipelines.errors import SettingsError
+from llmops_pipelines.production_log import ProductionLog
+from llmops_pipelines.settings import Settings
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Run uvicorn in the foreground until interrupted."""
+    import uvicorn
+
+    from llmops_pipelines.serving.app import create_app
+    from llmops_pipelines.serving.champion_app import ChampionApp
+
+    if not settings.serve_token:
+        raise SettingsError("llmops serve needs LLMOPS_SERVE_TOKEN: clients must send it as "
+                            "their API key (bearer token); set it in the environment")
+    app = create_app(ChampionApp(settings), settings.serve_token,
+                     ProductionLog(settings.production_log_path))
+    host, port = host or settings.serve_host, port or settings.serve_port
+    print(f"llmops serve: http://{host}:{port}/v1 (champion from {settings.registry_path}; "
+          f"log {settings.production_log_path})", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def chat(settings: Settings, url: str, once: str | None = None,
+         stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    """A terminal client over the official openai client; `/up` or `/down` rates the last answer."""
+    import openai
+
+    if not settings.serve_token:
+        raise SettingsError("llmops chat needs LLMOPS_SERVE_TOKEN (the server's token)")
+    client = openai.OpenAI(base_url=url, api_key=settings.serve_token, max_retries=0)
+    last_id = None
+    questions = [once] if once is not None else (line.strip() for line in stdin)
+    if once is None:
+        print("ask a question; /up or /down rates the last answer; Ctrl-D quits", file=stdout)
+    for question in questions:
+        if not question:
+            continue
+        if question in ("/up", "/down"):
+            if last_id is None:
+                print("nothing to rate yet", file=stdout)
+                continue
+            client.post("/feedback", body={"id": last_id, "rating": question[1:]},
+                        cast_to=object)
+            print(f"rated {question[1:]}", file=stdout)
+            continue
+        response = client.chat.completions.create(
+            model="champion", messages=[{"role": "user", "content": question}])
+        last_id = response.id
+        extra = response.model_extra or {}
+        sources = ", ".join((extra.get("llmops") or {}).get("context_doc_ids", []))
+        print(response.choices[0].message.content, file=stdout)
+        print(f"  [{response.model}; sources: {sources or 'none'}]", file=stdout, flush=True)
+    return 0
