@@ -3,6 +3,7 @@
 import dagster as dg
 
 from llmops_pipelines.defs import (
+    automation,
     curation,
     evaluation,
     finetune,
@@ -20,6 +21,8 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules(MODULES),
     asset_checks=dg.load_asset_checks_from_modules(MODULES),
     resources={"llmops": LlmopsResource(), "io_manager": TablesIOManager()},
+    sensors=automation.sensors(),
+    schedules=automation.schedules(),
     # In-process: the multiprocess executor re-imports the code per step (48 s vs 10 s here).
     executor=dg.in_process_executor,
 )

@@ -101,6 +101,12 @@ class Settings:
     serve_host: str = "127.0.0.1"
     serve_port: int = 8000
     monitor_sample: int = 200
+    # Automation: the cron, timezone and sensor interval are read when the code location loads.
+    nightly_cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    sensor_interval_s: int = 30
+    retrain_growth: float = 0.2
+    alert_webhook: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -152,6 +158,11 @@ class Settings:
             serve_host=env.get("LLMOPS_SERVE_HOST") or "127.0.0.1",
             serve_port=_int(env, "LLMOPS_SERVE_PORT", 8000, minimum=1),
             monitor_sample=_int(env, "LLMOPS_MONITOR_SAMPLE", 200, minimum=1),
+            nightly_cron=env.get("LLMOPS_NIGHTLY_CRON") or "0 2 * * *",
+            timezone=env.get("LLMOPS_TIMEZONE") or "UTC",
+            sensor_interval_s=_int(env, "LLMOPS_SENSOR_INTERVAL_S", 30, minimum=1),
+            retrain_growth=_float(env, "LLMOPS_RETRAIN_GROWTH", 0.2) or 0.2,
+            alert_webhook=env.get("LLMOPS_ALERT_WEBHOOK") or None,
         )
 
     # Where each kind of state lives under LLMOPS_HOME; created on first use.

@@ -1,0 +1,75 @@
+"""What each trigger re-materializes, and when a grown train split calls for retraining."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+# The lifecycle in lineage order; every target list below is sorted by it.
+LINEAGE = (
+    "curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
+    "retrieval_evaluation", "finetune_training_file", "finetuned_model", "candidates",
+    "evaluation_rows", "evaluation_summary", "promotion_decision", "champion",
+)
+# Asset groups the triggers draw from (sensor targets); names a code location lacks are dropped.
+GROUPS = ("curation", "rag", "finetune", "evaluation", "promotion")
+PROMOTION = ("promotion_decision", "champion")
+SCORING = ("evaluation_rows", "evaluation_summary", *PROMOTION)
+EVALUATION = ("candidates", *SCORING)  # candidates = prompt versions x models
+DATA = ("curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
+        "retrieval_evaluation", *SCORING)
+RETRAIN = ("finetune_training_file", "finetuned_model", *EVALUATION)
+NIGHTLY = EVALUATION
+# production_monitoring's checks that a new fine-tune can fix: questions drifted away from the
+# training data, users rate answers down, answers stray from the context. Latency, cost and
+# harm failures alert (asset_check_alerts) but do not retrain.
+MONITORING_ASSET = "production_monitoring"
+RETRAIN_CHECKS = ("monitor_question_drift", "monitor_negative_feedback_rate", "monitor_groundedness")
+
+# Each watched entry of LLMOPS_ASSETS_DIR -> the assets that read it. Only what reads a
+# changed file re-runs; the content-keyed call cache makes unchanged candidates' rows free.
+ASSET_FILE_TARGETS: dict[str, tuple[str, ...]] = {
+    "prompts": EVALUATION,
+    "evaluators": SCORING,      # judge rubrics score every row
+    "pricing.yaml": SCORING,    # cost per row
+    "gates.yaml": PROMOTION,
+}
+# Not watched: generators/ (the synthetic Q&A prompt) feeds curation only when
+# LLMOPS_SYNTHETIC_QA is on; re-materialize curation by hand after editing it.
+
+
+def in_lineage_order(names: Iterable[str]) -> list[str]:
+    """Names sorted by their place in the lifecycle (unknown names last, alphabetically)."""
+    rank = {name: i for i, name in enumerate(LINEAGE)}
+    return sorted(set(names), key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def targets_for_asset_files(changed: Iterable[str]) -> list[str]:
+    """The assets that read any of the changed paths (relative to LLMOPS_ASSETS_DIR)."""
+    wanted: set[str] = set()
+    for path in changed:
+        wanted.update(ASSET_FILE_TARGETS.get(path.split("/", 1)[0], ()))
+    return in_lineage_order(wanted)
+
+
+def split_rows(rows_per_split: Any, split: str = "train") -> int | None:
+    """Rows in one split from curated_qa's `rows_per_split` metadata (None when absent)."""
+    if not isinstance(rows_per_split, dict):
+        return None
+    value = rows_per_split.get(split, 0)
+    return int(value) if isinstance(value, int | float) else None
+
+
+def train_grew(trained_on: int | None, now: int | None, fraction: float) -> bool:
+    """True when the train split grew by at least `fraction` since the model was trained."""
+    if trained_on is None or now is None:
+        return False
+    if trained_on == 0:
+        return now > 0
+    return (now - trained_on) / trained_on >= fraction
+
+
+def run_tags(trigger: str, why: Iterable[str]) -> dict[str, str]:
+    """Tags every automated run carries: the trigger and (shortened) what set it off."""
+    text = ", ".join(why)
+    return {"llmops/trigger": trigger, "llmops/why": text if len(text) <= 200 else text[:199] + "…"}

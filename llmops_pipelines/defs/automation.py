@@ -1,0 +1,216 @@
+"""Automation wiring: sensors on prompt, data and monitoring changes, the nightly schedule, alerts.
+
+Decisions live in llmops_pipelines/automation (pure); this module only reads the instance and
+turns those decisions into run requests, cursors and log lines.
+"""
+
+import json
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+
+import dagster as dg
+
+from llmops_pipelines.automation import triggers
+from llmops_pipelines.automation.config import automation_settings
+from llmops_pipelines.automation.watch import Snapshot, fingerprint
+from llmops_pipelines.defs.automation_alerts import (
+    check_alert_sensor,
+    failed_checks,
+    run_failure_alerts,
+)
+from llmops_pipelines.errors import SettingsError
+from llmops_pipelines.settings import Settings
+
+RUNNING = dg.DefaultSensorStatus.RUNNING
+MONITORING = dg.AssetKey(triggers.MONITORING_ASSET)
+_IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+              dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def _keys(names: Iterable[str]) -> list[dg.AssetKey]:
+    return [dg.AssetKey(name) for name in names]
+
+
+# What any trigger may launch: the lifecycle groups (so assets added to them are covered).
+TARGET = dg.AssetSelection.groups(*triggers.GROUPS)
+
+
+def _lineage(names: Sequence[str]) -> dg.AssetSelection:
+    """The names and everything upstream (with the rest of any multi-asset, which runs whole)."""
+    return dg.AssetSelection.assets(*_keys(names)).upstream().required_multi_asset_neighbors()
+
+
+def _busy(instance: dg.DagsterInstance) -> str | None:
+    """A queued or running run: launching beside it would race on the same tables."""
+    records = instance.get_run_records(dg.RunsFilter(statuses=_IN_FLIGHT), limit=1)
+    return records[0].dagster_run.run_id if records else None
+
+
+def _selection(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext,
+               names: Sequence[str]) -> tuple[list[dg.AssetKey], list[str]]:
+    """The targets, or the whole lineage when an upstream asset was never materialized (so a
+    first tick never launches a run that fails on a missing input); and what was missing."""
+    graph = context.repository_def.asset_graph
+    names = [n for n in names if graph.has(dg.AssetKey(n))]
+    wanted = dg.AssetSelection.assets(*_keys(names))
+    upstream = (wanted.upstream() - wanted).resolve(graph)
+    # Observed source assets (the production log) are never materialized: not "missing".
+    missing = sorted(k.to_user_string() for k in upstream if graph.get(k).is_materializable
+                     and context.instance.get_latest_materialization_event(k) is None)
+    chosen = _lineage(names) if missing else wanted.required_multi_asset_neighbors()
+    keys = chosen.resolve(graph)
+    order = {name: i for i, name in enumerate(triggers.in_lineage_order(k.path[-1] for k in keys))}
+    return sorted(keys, key=lambda k: order[k.path[-1]]), missing
+
+
+def _request(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext, run_key: str,
+             trigger: str, names: Sequence[str], why: list[str]) -> dg.RunRequest:
+    keys, missing = _selection(context, names)
+    if missing:
+        why = [*why, f"upstream first: {', '.join(missing)}"]
+    context.log.info(f"{trigger}: launching {[k.to_user_string() for k in keys]} ({'; '.join(why)})")
+    return dg.RunRequest(run_key=run_key, asset_selection=keys, tags=triggers.run_tags(trigger, why))
+
+
+def watched_files_sensor(name: str, trigger: str, folder: Callable[[Settings], tuple[str, object]],
+                         entries: Sequence[str], targets_for: Callable[[list[str]], list[str]],
+                         interval_s: int, description: str) -> dg.SensorDefinition:
+    """A sensor that hashes watched files and launches what reads the changed ones."""
+
+    @dg.sensor(name=name, minimum_interval_seconds=interval_s, default_status=RUNNING,
+               target=TARGET, description=description)
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        variable, root = folder(automation_settings())
+        snapshot = Snapshot(fingerprint(root, entries, variable))
+        before = Snapshot.from_cursor(context.cursor)
+        if before is not None and before.hash == snapshot.hash:
+            return dg.SkipReason(f"no change under {root}")
+        busy = _busy(context.instance)
+        if busy:  # the cursor stays: the next tick after that run sees the change again
+            return dg.SkipReason(f"change seen; waiting for run {busy} to finish")
+        changed = snapshot.changed_since(before)
+        names = targets_for(changed)
+        snapshot = snapshot.next_of(before)
+        if not names:
+            return dg.SensorResult(skip_reason="nothing reads the changed files",
+                                   cursor=snapshot.to_cursor())
+        what = [f"{len(changed)} file(s) changed: " + ", ".join(changed[:5])]
+        return dg.SensorResult(run_requests=[_request(context, snapshot.run_key, trigger, names, what)],
+                               cursor=snapshot.to_cursor())
+
+    return _sensor
+
+
+def prompt_sensor(interval_s: int) -> dg.SensorDefinition:
+    return watched_files_sensor(
+        "prompt_change_sensor", "prompt", lambda s: ("LLMOPS_ASSETS_DIR", s.assets_dir),
+        list(triggers.ASSET_FILE_TARGETS), triggers.targets_for_asset_files, interval_s,
+        "Prompts, judge prompts, gates or prices changed: re-evaluate the candidates that read "
+        "them (unchanged rows come from the cache), then promote.")
+
+
+def data_sensor(interval_s: int) -> dg.SensorDefinition:
+    return watched_files_sensor(
+        "dataset_change_sensor", "data", lambda s: ("LLMOPS_DATASETS_DIR", s.datasets_dir), (),
+        lambda changed: list(triggers.DATA), interval_s,
+        "A file under LLMOPS_DATASETS_DIR changed: curate, sync the index, evaluate, promote.")
+
+
+def nightly_schedule(cron: str, timezone: str) -> dg.ScheduleDefinition:
+    """Re-evaluate the champion and every challenger: catches drift on the provider's side."""
+
+    @dg.schedule(name="nightly_reevaluation", cron_schedule=cron, execution_timezone=timezone,
+                 default_status=dg.DefaultScheduleStatus.RUNNING, target=TARGET)
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        when = context.scheduled_execution_time
+        stamp = when.isoformat() if when else "manual"
+        return _request(context, f"nightly-{stamp}", "nightly", triggers.NIGHTLY,
+                        [f"nightly re-evaluation scheduled for {stamp}"])
+
+    return _schedule
+
+
+def _train_rows(instance: dg.DagsterInstance, before_id: int | None = None) -> tuple[int, int | None]:
+    """(storage id, train rows) of curated_qa's latest materialization (before before_id)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(dg.AssetKey("curated_qa"), before_storage_id=before_id), limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return 0, None
+    entry = records[0].asset_materialization.metadata.get("rows_per_split")
+    return records[0].storage_id, triggers.split_rows(entry.value if entry else None)
+
+
+def _growth(instance: dg.DagsterInstance, fraction: float, seen_qa_id: int) -> tuple[int, str | None]:
+    """Whether the train split grew by `fraction` since finetuned_model was last built."""
+    qa_id, now = _train_rows(instance)
+    model = instance.fetch_materializations(dg.AssetKey("finetuned_model"), limit=1).records
+    if qa_id <= seen_qa_id or not model:
+        return qa_id, None
+    _, trained_on = _train_rows(instance, before_id=model[0].storage_id)
+    if not triggers.train_grew(trained_on, now, fraction):
+        return qa_id, None
+    return qa_id, f"train split grew from {trained_on} to {now} rows (gate {fraction:.0%})"
+
+
+def retraining_sensor(interval_s: int, monitoring_key: dg.AssetKey = MONITORING,
+                      check_names: Sequence[str] | None = triggers.RETRAIN_CHECKS,
+                      name: str = "retraining_sensor") -> dg.SensorDefinition:
+    """Fine-tune again, then evaluate and promote, when a check on the monitoring asset fails
+    (drift, feedback, groundedness past its gate) or the train split grew by LLMOPS_RETRAIN_GROWTH."""
+
+    @dg.sensor(name=name, minimum_interval_seconds=interval_s, default_status=RUNNING,
+               target=TARGET, description=retraining_sensor.__doc__)
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        state = json.loads(context.cursor) if context.cursor else {}
+        graph = context.repository_def.asset_graph
+        keys = [k for k in graph.asset_check_keys if k.asset_key == monitoring_key
+                and (check_names is None or k.name in check_names)]
+        failures = failed_checks(context.instance, keys, state.get("check_id", 0))
+        qa_id, grew = _growth(context.instance, automation_settings().retrain_growth,
+                              state.get("qa_id", 0))
+        why = [f"{e.check_name} failed on {e.asset_key.to_user_string()}" for _, e, _ in failures]
+        why += [grew] if grew else []
+        cursor = json.dumps({"check_id": max([state.get("check_id", 0)] + [i for i, _, _ in failures]),
+                             "qa_id": max(qa_id, state.get("qa_id", 0))})
+        if not why:
+            return dg.SensorResult(skip_reason="no failed monitoring check, no train growth",
+                                   cursor=cursor)
+        busy = _busy(context.instance)
+        if busy:
+            return dg.SkipReason(f"retraining wanted ({'; '.join(why)}); waiting for run {busy}")
+        run_key = "retrain-" + "-".join(str(v) for v in json.loads(cursor).values())
+        request = _request(context, run_key, "retrain", triggers.RETRAIN, why)
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return _sensor
+
+
+def summary_follows_rows(interval_s: int) -> dg.AutomationConditionSensorDefinition:
+    """Declarative: evaluation_summary re-materializes eagerly whenever evaluation_rows changes
+    outside a run that already includes it (e.g. rows materialized alone from the UI)."""
+    # default_condition (beta) sets the condition here, next to the other triggers, without
+    # touching the evaluation module; it needs the user code server.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.AutomationConditionSensorDefinition(
+            "summary_follows_rows", target=dg.AssetSelection.assets("evaluation_summary"),
+            default_condition=dg.AutomationCondition.eager(), use_user_code_server=True,
+            default_status=RUNNING, minimum_interval_seconds=interval_s,
+            description=summary_follows_rows.__doc__)
+
+
+def sensors() -> list[dg.SensorDefinition]:
+    """Every sensor, with the interval from LLMOPS_SENSOR_INTERVAL_S (read at load)."""
+    every = automation_settings().sensor_interval_s
+    return [prompt_sensor(every), data_sensor(every), retraining_sensor(every),
+            check_alert_sensor(every), run_failure_alerts(every), summary_follows_rows(every)]
+
+
+def schedules() -> list[dg.ScheduleDefinition]:
+    """The nightly schedule, on LLMOPS_NIGHTLY_CRON in LLMOPS_TIMEZONE (read at load)."""
+    settings = automation_settings()
+    try:
+        return [nightly_schedule(settings.nightly_cron, settings.timezone)]
+    except dg.DagsterInvalidDefinitionError as exc:
+        raise SettingsError(f"LLMOPS_NIGHTLY_CRON={settings.nightly_cron!r} / LLMOPS_TIMEZONE="
+                            f"{settings.timezone!r}: {exc}") from exc

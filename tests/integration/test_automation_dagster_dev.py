@@ -1,0 +1,184 @@
+"""The sensors under a live `dagster dev` (webserver + daemon) against the local test server.
+
+Edits a prompt and a dataset file and watches the daemon launch exactly the right runs; a
+failing non-blocking check reaches a local webhook as a JSON alert with no secret in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import yaml
+
+from tests.integration.test_ui import free_port, graphql
+from tests.unit.test_automation import serve_webhook
+
+REPO = Path(__file__).resolve().parents[2]
+SERVE_TOKEN = "serve-token-must-not-leak"
+DONE = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+def permissive_gates(assets: Path) -> None:
+    """Every promotion gate passable by the test server's extractive answers; the retrieval gate
+    at a perfect recall@5, which its hash embeddings miss: a failing non-blocking check."""
+    path = assets / "gates.yaml"
+    gates = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for bounds in gates["thresholds"].values():
+        bounds.update({k: (0.0 if k == "min" else 1e9) for k in bounds})
+    for bounds in (gates.get("monitoring") or {}).values():
+        bounds.update({k: (0.0 if k == "min" else 1e9) for k in bounds})
+    if "non_regression" in gates:
+        gates["non_regression"]["margins"] = {m: 1e9 for m in gates["thresholds"]}
+    gates["retrieval"] = {"recall_at_5": {"min": 1.0}}
+    path.write_text(yaml.safe_dump(gates), encoding="utf-8")
+
+
+def sensor_runs(instance: dg.DagsterInstance, sensor: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": sensor})))
+
+
+def materialized_in(instance: dg.DagsterInstance, run_id: str) -> set[str]:
+    events = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    return {e.dagster_event.asset_key.path[-1] for e in events}
+
+
+class DagsterDev:
+    """`dagster dev` in its own session, so the webserver, daemon and code server stop together."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port, self.log = free_port(), log
+        dagster = str(Path(sys.executable).parent / "dagster")
+        with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the server
+            self.process = subprocess.Popen(
+                [dagster, "dev", "-h", "127.0.0.1", "-p", str(self.port),
+                 "-m", "llmops_pipelines.definitions"],
+                cwd=REPO, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+
+    def wait(self, done: Callable[[], object], what: str, timeout_s: float = 300) -> object:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.tail()
+            value = done()
+            if value:
+                return value
+            time.sleep(1)
+        pytest.fail(f"timed out waiting for {what}\n{self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+
+def finished(instance: dg.DagsterInstance, sensor: str, count: int) -> list[dg.DagsterRun] | None:
+    """The sensor's runs once it has launched `count` and every run in the instance is done."""
+    runs = sensor_runs(instance, sensor)
+    everything = instance.get_runs()
+    if len(runs) >= count and all(r.status in DONE for r in everything):
+        return runs
+    return None
+
+
+@pytest.mark.slow
+def test_sensors_launch_the_right_runs_under_dagster_dev(openai_env, isolated_home, tmp_path,
+                                                         monkeypatch) -> None:
+    server = openai_env
+    assets, data = tmp_path / "assets", tmp_path / "datasets"
+    shutil.copytree(REPO / "assets", assets)
+    shutil.copytree(REPO / "datasets", data)
+    permissive_gates(assets)
+    with serve_webhook() as (url, hook):
+        env = {**os.environ, "LLMOPS_ASSETS_DIR": str(assets), "LLMOPS_DATASETS_DIR": str(data),
+               "LLMOPS_SENSOR_INTERVAL_S": "1", "LLMOPS_ALERT_WEBHOOK": url,
+               "LLMOPS_EVAL_LIMIT": "6", "LLMOPS_SERVE_TOKEN": SERVE_TOKEN,
+               "DAGSTER_TELEMETRY_DISABLED": "1"}
+        monkeypatch.setenv("LLMOPS_EVAL_LIMIT", "6")
+        dev = DagsterDev(env, tmp_path / "dagster-dev.log")
+        try:
+            dev.wait(lambda: _answers(dev.port), "the webserver", timeout_s=180)
+            with dg.DagsterInstance.get() as instance:
+                _first_ticks(dev, instance)
+                _prompt_edit(dev, instance, server, assets, isolated_home)
+                _dataset_edit(dev, instance, data)
+                alert = dev.wait(lambda: next((a for a in hook.received
+                                               if a["kind"] == "asset_check_failed"), None),
+                                 "the failed-check alert", timeout_s=60)
+                # Only the two file sensors launched runs: no surprise run from the eager
+                # summary condition, the retraining sensor or the schedule.
+                sensors = {r.tags.get("dagster/sensor_name") for r in instance.get_runs()}
+                assert sensors == {"prompt_change_sensor", "dataset_change_sensor"}
+        finally:
+            dev.stop()
+    assert alert["details"]["check"] == "recall_at_5_above_gate"
+    assert alert["details"]["asset"] == "retrieval_evaluation" and alert["details"]["blocking"] is False
+    text = json.dumps(hook.received)
+    assert "test-key-not-secret" not in text and SERVE_TOKEN not in text
+    assert not [a for a in hook.received if a["kind"] == "run_failure"]
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(graphql(port, "{ version }")["data"]["version"])
+    except (OSError, KeyError, TypeError):
+        return False
+
+
+def _first_ticks(dev: DagsterDev, instance: dg.DagsterInstance) -> None:
+    """Nothing is materialized: the first sensor to tick builds the whole lineage, the other
+    waits for it, then launches its own targets. Both runs succeed."""
+    dev.wait(lambda: finished(instance, "prompt_change_sensor", 1)
+             and finished(instance, "dataset_change_sensor", 1), "the first ticks' runs")
+    runs = instance.get_runs()
+    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * len(runs), dev.tail()
+    first = runs[-1]  # get_runs is newest first
+    assert {"curated_qa", "rag_index", "finetuned_model", "evaluation_rows",
+            "promotion_decision"} <= materialized_in(instance, first.run_id)
+
+
+def _prompt_edit(dev: DagsterDev, instance: dg.DagsterInstance, server, assets: Path,
+                 home: Path) -> None:
+    before = server.counts["chat"]
+    prompt = assets / "prompts" / "friendly_detailed.prompty"
+    prompt.write_text(prompt.read_text(encoding="utf-8").replace("system:", "system:\nBe brief.", 1),
+                      encoding="utf-8")
+    [run] = dev.wait(lambda: finished(instance, "prompt_change_sensor", 2), "the prompt run")[:1]
+    assert run.status == dg.DagsterRunStatus.SUCCESS, dev.tail()
+    assert run.tags["llmops/why"].endswith("prompts/friendly_detailed.prompty")
+    done = materialized_in(instance, run.run_id)
+    assert {"candidates", "evaluation_rows", "evaluation_summary", "promotion_decision"} <= done
+    assert not done & {"curated_qa", "rag_index", "finetune_training_file", "finetuned_model"}
+    rows = pd.read_parquet(home / "tables" / "evaluation_rows.parquet")
+    changed = rows["candidate_id"].str.startswith("friendly_detailed@")
+    assert 0 < changed.sum() < len(rows)
+    # Only the edited variant's rows were answered again: one chat call each.
+    assert server.counts["chat"] - before == changed.sum()
+
+
+def _dataset_edit(dev: DagsterDev, instance: dg.DagsterInstance, data: Path) -> None:
+    doc = data / "docs" / "warranty-policy.md"
+    doc.write_text(doc.read_text(encoding="utf-8") + "\n## Transfers\n\nThe warranty moves "
+                   "with the bike to its next owner.\n", encoding="utf-8")
+    [run] = dev.wait(lambda: finished(instance, "dataset_change_sensor", 2), "the data run")[:1]
+    assert run.status == dg.DagsterRunStatus.SUCCESS, dev.tail()
+    assert "docs/warranty-policy.md" in run.tags["llmops/why"]
+    assert {"curated_documents", "curated_qa", "rag_chunks", "rag_index", "evaluation_rows",
+            "evaluation_summary", "promotion_decision"} <= materialized_in(instance, run.run_id)

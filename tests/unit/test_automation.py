@@ -1,0 +1,162 @@
+"""Pure automation logic: fingerprints and cursors, trigger targets, alert payloads and delivery."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from llmops_pipelines.automation import alerts, triggers
+from llmops_pipelines.automation.watch import Snapshot, fingerprint
+from llmops_pipelines.errors import SettingsError
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_fingerprint_sees_content_not_hidden_files_or_touches(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "datasets"  # tmp_path itself holds the test's LLMOPS_HOME
+    a = write(tmp_path / "docs" / "a.md", "# A\n")
+    write(tmp_path / "qa.jsonl", "{}\n")
+    write(tmp_path / "docs" / ".a.md.swp", "editor state")
+    first = fingerprint(tmp_path)
+    assert sorted(first) == ["docs/a.md", "qa.jsonl"]
+    a.touch()
+    assert fingerprint(tmp_path) == first
+    a.write_text("# A, edited\n", encoding="utf-8")
+    assert fingerprint(tmp_path)["docs/a.md"] != first["docs/a.md"]
+
+
+def test_fingerprint_of_named_entries_only(tmp_path: Path) -> None:
+    write(tmp_path / "prompts" / "p.prompty", "x")
+    write(tmp_path / "gates.yaml", "y")
+    write(tmp_path / "other" / "z.txt", "z")
+    files = fingerprint(tmp_path, ["prompts", "gates.yaml", "pricing.yaml"])
+    assert sorted(files) == ["gates.yaml", "prompts/p.prompty"]
+
+
+def test_missing_folder_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="LLMOPS_DATASETS_DIR=.*not a directory"):
+        fingerprint(tmp_path / "nope", variable="LLMOPS_DATASETS_DIR")
+
+
+def test_snapshot_diff_cursor_roundtrip_and_run_keys() -> None:
+    before = Snapshot({"a": "1", "b": "2"}).next_of(None)
+    now = Snapshot({"a": "1", "b": "3", "c": "4"})
+    assert now.changed_since(before) == ["b", "c"]
+    assert Snapshot({"a": "1"}).changed_since(None) == ["a"]
+    assert Snapshot({"a": "1"}).changed_since(Snapshot({"a": "1", "gone": "x"})) == ["gone"]
+    restored = Snapshot.from_cursor(before.to_cursor())
+    assert restored == before and restored.hash == before.hash and restored.seq == 1
+    assert Snapshot.from_cursor(None) is None and Snapshot.from_cursor("not json") is None
+    # Reverting to old content is a new change with a new run key; the same tick is not.
+    reverted = Snapshot(before.files).next_of(now.next_of(before))
+    assert reverted.hash == before.hash and reverted.run_key != before.run_key
+    assert now.next_of(before).run_key == now.next_of(before).run_key
+
+
+def test_asset_file_targets_are_what_reads_the_file() -> None:
+    assert triggers.targets_for_asset_files(["gates.yaml"]) == ["promotion_decision", "champion"]
+    assert triggers.targets_for_asset_files(["pricing.yaml"]) == [
+        "evaluation_rows", "evaluation_summary", "promotion_decision", "champion"]
+    assert triggers.targets_for_asset_files(["prompts/a.prompty", "gates.yaml"]) == [
+        "candidates", "evaluation_rows", "evaluation_summary", "promotion_decision", "champion"]
+    assert triggers.targets_for_asset_files(["generators/synthetic_qa.prompty"]) == []
+    assert triggers.targets_for_asset_files(["README.md"]) == []
+
+
+def test_train_growth_gate() -> None:
+    assert triggers.split_rows({"train": 10, "eval": 5}) == 10
+    assert triggers.split_rows({"eval": 5}) == 0
+    assert triggers.split_rows(None) is None
+    assert triggers.train_grew(10, 12, 0.2) and not triggers.train_grew(10, 11, 0.2)
+    assert triggers.train_grew(0, 1, 0.2) and not triggers.train_grew(None, 5, 0.2)
+
+
+def test_run_tags_are_short() -> None:
+    tags = triggers.run_tags("data", ["x" * 500])
+    assert tags["llmops/trigger"] == "data" and len(tags["llmops/why"]) == 200
+
+
+SECRET_ENV = {"OPENAI_API_KEY": "sk-live-abcdefghijklmnop", "LLMOPS_SERVE_TOKEN": "serve-tok-123456",
+              "LLMOPS_ALERT_WEBHOOK": "https://hooks.example/T0/secret-path",
+              "LLMOPS_MAX_TOKENS": "2000", "HOME": "/home/someone"}
+
+
+def test_alert_payload_never_carries_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SECRET_ENV.items():
+        monkeypatch.setenv(name, value)
+    payload = alerts.build_alert(
+        "run_failure", "run failed with key sk-live-abcdefghijklmnop",
+        {"message": "401 Incorrect API key provided: sk-live-abcdefghijklmnop",
+         "headers": "Authorization: Bearer serve-tok-123456",
+         "url": "postgresql://user:hunter2@db/x", "api_key": "anything", "token": "t",
+         "steps": [{"error": "token serve-tok-123456 rejected"}], "max_tokens": 2000, "rows": 3})
+    text = json.dumps(payload)
+    for name in ("OPENAI_API_KEY", "LLMOPS_SERVE_TOKEN", "LLMOPS_ALERT_WEBHOOK"):
+        assert SECRET_ENV[name] not in text, name
+    assert "hunter2" not in text and "api_key" not in payload["details"]
+    assert "token" not in payload["details"]
+    # Non-secret values survive, numbers stay numbers.
+    assert payload["details"]["max_tokens"] == 2000 and payload["details"]["rows"] == 3
+    assert payload["kind"] == "run_failure" and payload["text"].startswith("[llmops] run failed")
+    assert alerts.REDACTED in payload["details"]["message"]
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict] = []
+    status = 200
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_webhook() -> Iterator[tuple[str, type[_Hook]]]:
+    """A local webhook receiver on a free port: (url, handler class holding what it received)."""
+    handler = type("Hook", (_Hook,), {"received": [], "status": 200})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, type[_Hook]]]:
+    with serve_webhook() as served:
+        yield served
+
+
+def test_post_alert_delivers_json(webhook) -> None:
+    url, hook = webhook
+    assert alerts.post_alert(url, {"kind": "x", "n": 1}) is None
+    assert hook.received == [{"kind": "x", "n": 1}]
+
+
+def test_post_alert_never_raises_and_hides_the_url(webhook, tmp_path: Path) -> None:
+    url, hook = webhook
+    hook.status = 500
+    assert alerts.post_alert(url, {}) == "the webhook answered HTTP 500"
+    closed = url.rsplit(":", 1)[0] + ":1/hook?token=abc"  # nothing listens on port 1
+    error = alerts.post_alert(closed, {}, timeout_s=2)
+    assert error is not None and "unreachable" in error and "token=abc" not in error
+    error = alerts.post_alert("not a url with secret-xyz", {})
+    assert error is not None and "secret-xyz" not in error

@@ -1,0 +1,153 @@
+"""Each sensor and the schedule evaluated by real Dagster against a real instance and cursor."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from llmops_pipelines.automation import triggers
+from llmops_pipelines.definitions import defs
+from llmops_pipelines.defs import automation
+from llmops_pipelines.errors import SettingsError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def present(names: tuple[str, ...]) -> list[dg.AssetKey]:
+    """The keys of the names this code location defines (`champion` arrives with promotion)."""
+    graph = defs.resolve_asset_graph()
+    return [dg.AssetKey(n) for n in names if graph.has(dg.AssetKey(n))]
+
+
+EVALUATION = present(triggers.EVALUATION)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def assets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    target = tmp_path / "assets"
+    shutil.copytree(REPO / "assets", target)
+    monkeypatch.setenv("LLMOPS_ASSETS_DIR", str(target))
+    return target
+
+
+def materialized(instance: dg.DagsterInstance, *names: str, **metadata: object) -> None:
+    """Real materialization events, as a run would record them (without running the stage)."""
+    for name in names:
+        instance.report_runless_asset_event(dg.AssetMaterialization(name, metadata=metadata))
+
+
+def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None,
+         repository: dg.Definitions = defs):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=repository)
+    return sensor.evaluate_tick(context)
+
+
+def selection(result) -> list[dg.AssetKey]:
+    [request] = result.run_requests
+    return list(request.asset_selection)
+
+
+def test_prompt_sensor_first_tick_change_and_no_change(instance, assets_dir: Path) -> None:
+    materialized(instance, *triggers.LINEAGE)
+    sensor = automation.prompt_sensor(1)
+    first = tick(sensor, instance, None)
+    assert selection(first) == EVALUATION
+    assert first.run_requests[0].tags["llmops/trigger"] == "prompt"
+
+    assert tick(sensor, instance, first.cursor).run_requests == []
+    assert "no change" in tick(sensor, instance, first.cursor).skip_message
+
+    prompt = assets_dir / "prompts" / "friendly_detailed.prompty"
+    prompt.write_text(prompt.read_text() + "\n", encoding="utf-8")
+    changed = tick(sensor, instance, first.cursor)
+    assert selection(changed) == EVALUATION
+    assert "prompts/friendly_detailed.prompty" in changed.run_requests[0].tags["llmops/why"]
+    assert changed.run_requests[0].run_key != first.run_requests[0].run_key
+    assert tick(sensor, instance, changed.cursor).run_requests == []  # once
+
+    gates = assets_dir / "gates.yaml"
+    gates.write_text(gates.read_text().replace("{min: 0.20}", "{min: 0.25}"), encoding="utf-8")
+    assert selection(tick(sensor, instance, changed.cursor)) == present(triggers.PROMOTION)
+
+
+def test_first_tick_launches_the_upstream_that_was_never_materialized(instance, assets_dir) -> None:
+    materialized(instance, "curated_documents", "curated_qa")
+    result = tick(automation.prompt_sensor(1), instance, None)
+    keys = {k.path[-1] for k in selection(result)}
+    assert {"rag_chunks", "rag_index", "finetuned_model", "candidates", "promotion_decision"} <= keys
+    assert "upstream first: finetune_training_file" in result.run_requests[0].tags["llmops/why"]
+
+
+def test_a_change_waits_for_the_run_in_flight(instance, assets_dir) -> None:
+    materialized(instance, *triggers.LINEAGE)
+    instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", run_id="busy-run",
+                                   status=dg.DagsterRunStatus.STARTED))
+    result = tick(automation.prompt_sensor(1), instance, None)
+    assert result.run_requests == [] and "busy-run" in result.skip_message
+    assert result.cursor is None  # the next tick sees the change again
+
+
+def test_data_sensor(instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "datasets"
+    shutil.copytree(REPO / "datasets", data)
+    monkeypatch.setenv("LLMOPS_DATASETS_DIR", str(data))
+    materialized(instance, *triggers.LINEAGE)
+    sensor = automation.data_sensor(1)
+    first = tick(sensor, instance, None)
+    assert selection(first) == present(triggers.DATA)
+    assert tick(sensor, instance, first.cursor).run_requests == []
+    (data / "docs" / "new-article.md").write_text("# New\n\nSomething new.\n", encoding="utf-8")
+    changed = tick(sensor, instance, first.cursor)
+    assert selection(changed) == present(triggers.DATA)
+    assert "docs/new-article.md" in changed.run_requests[0].tags["llmops/why"]
+    assert tick(sensor, instance, changed.cursor).run_requests == []
+
+
+def test_data_sensor_names_a_missing_folder(instance, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LLMOPS_DATASETS_DIR", str(tmp_path / "missing"))
+    with pytest.raises(Exception, match="LLMOPS_DATASETS_DIR=.*not a directory"):
+        tick(automation.data_sensor(1), instance, None)
+
+
+def test_nightly_schedule_requests_the_evaluation(instance, monkeypatch) -> None:
+    monkeypatch.setenv("LLMOPS_NIGHTLY_CRON", "30 3 * * *")
+    monkeypatch.setenv("LLMOPS_TIMEZONE", "Europe/Paris")
+    [schedule] = automation.schedules()
+    assert schedule.cron_schedule == "30 3 * * *"
+    assert schedule.execution_timezone == "Europe/Paris"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    materialized(instance, *triggers.LINEAGE)
+    when = datetime.fromisoformat("2025-01-02T03:30:00+01:00")
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                        repository_def=defs.get_repository_def())
+    [request] = schedule.evaluate_tick(context).run_requests
+    assert list(request.asset_selection) == EVALUATION
+    assert request.run_key == "nightly-2025-01-02T03:30:00+01:00"
+    assert request.tags["llmops/trigger"] == "nightly"
+
+
+def test_bad_cron_names_the_variable(monkeypatch) -> None:
+    monkeypatch.setenv("LLMOPS_NIGHTLY_CRON", "every night")
+    with pytest.raises(SettingsError, match="LLMOPS_NIGHTLY_CRON='every night'"):
+        automation.schedules()
+
+
+def test_every_sensor_and_the_schedule_start_running() -> None:
+    dg.Definitions.validate_loadable(defs)  # every target resolves to a buildable job
+    repository = defs.get_repository_def()
+    assert {s.name for s in repository.sensor_defs} == {
+        "prompt_change_sensor", "dataset_change_sensor", "retraining_sensor",
+        "asset_check_alerts", "run_failure_alerts", "summary_follows_rows"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in repository.sensor_defs)
+    assert [s.name for s in repository.schedule_defs] == ["nightly_reevaluation"]
