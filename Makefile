@@ -34,10 +34,10 @@ $(DAGSTER_HOME)/dagster.yaml:
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	@echo "==> materializing the whole lifecycle (LLMOPS_PROVIDER=$${LLMOPS_PROVIDER:-local})"
-	$(BIN)/dagster asset materialize -m llmops_pipelines.definitions --select '*' \
-		--config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
-	@echo
-	$(BIN)/llmops status
+	@# The summary is printed even when a gate stops the run: it says which one and why.
+	@rc=0; $(BIN)/dagster asset materialize -m llmops_pipelines.definitions --select '*' \
+		--config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}' || rc=$$?; \
+	echo; $(BIN)/llmops status; exit $$rc
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

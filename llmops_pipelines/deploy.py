@@ -57,7 +57,8 @@ def promote_candidate(settings: Settings, key: str, reason: str, *, alias: str =
     registry = Registry(settings.registry_path)
     champion = champion_contender(registry, summary_frame, rows_all, alias)
     versions = {"data": str(rows["data_version"].iloc[0]), "index": str(rows["index_version"].iloc[0])}
-    decision = decide(Contender(summary, rows), champion, Gates.load(settings.assets_dir / "gates.yaml"))
+    gates = Gates.load(settings.assets_dir / "gates.yaml", settings.provider)
+    decision = decide(Contender(summary, rows), champion, gates)
     verdict = "gates agree" if decision.promote else \
         "overriding the gates: " + "; ".join(decision.reasons)
     record = decision_record(decision, versions)

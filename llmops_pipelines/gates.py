@@ -49,6 +49,29 @@ def _number(data: dict[str, Any], key: str, default: float, path: Path, lo: floa
     return value
 
 
+def _for_provider(data: dict[str, Any], path: Path, provider: str | None) -> dict[str, Any]:
+    # Latency and cost depend on where the model runs (a 135M model on 2 CPU cores is not an
+    # API), so a provider may move those bounds; everything else stays one policy.
+    profiles = data.get("providers") or {}
+    if not isinstance(profiles, dict):
+        raise DataError("must be a mapping of provider name -> overrides", path=str(path),
+                        field="providers")
+    profile = profiles.get(provider) or {} if provider else {}
+    if not isinstance(profile, dict) or not set(profile) <= {"thresholds", "margins"}:
+        raise DataError("a provider may override only 'thresholds' and 'margins'",
+                        path=str(path), field=f"providers.{provider}")
+    overrides = _bounds(profile.get("thresholds"), path, f"providers.{provider}.thresholds",
+                        GATED_METRICS)
+    regression = dict(data.get("non_regression") or {})
+    margins = profile.get("margins") or {}
+    if not isinstance(margins, dict):
+        raise DataError("must be a mapping", path=str(path), field=f"providers.{provider}.margins")
+    if margins:
+        regression["margins"] = {**(regression.get("margins") or {}), **margins}
+    return {**data, "thresholds": {**(data.get("thresholds") or {}), **overrides},
+            "non_regression": regression}
+
+
 @dataclass(frozen=True)
 class Gates:
     primary_metric: str
@@ -60,7 +83,8 @@ class Gates:
     monitoring: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> Gates:
+    def load(cls, path: Path, provider: str | None = None) -> Gates:
+        """The gates for `provider`: its `providers.<name>` section overrides the defaults."""
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
@@ -68,6 +92,7 @@ class Gates:
         if not isinstance(data, dict) or not isinstance(data.get("thresholds") or {}, dict):
             raise DataError("gates must be a mapping with a 'thresholds' mapping",
                             path=str(path), field="thresholds")
+        data = _for_provider(data, path, provider)
         thresholds = _bounds(data.get("thresholds"), path, "thresholds", GATED_METRICS)
         primary = str(data.get("primary_metric") or "quality")
         if primary not in GATED_METRICS:

@@ -46,7 +46,8 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
         path = settings.tables_dir / "production_log_rejects.parquet"
         old = pd.read_parquet(path) if path.exists() else None
         pd.concat([old, pd.DataFrame(window.rejects)]).to_parquet(path, index=False)
-    results = monitoring.checks(summary, Gates.load(settings.assets_dir / "gates.yaml"))
+    gates = Gates.load(settings.assets_dir / "gates.yaml", settings.provider)
+    results = monitoring.checks(summary, gates)
     yield dg.Output(scored, metadata={
         **{k: (float(v) if isinstance(v, float) else v) for k, v in summary.items()},
         "log_bytes": f"{window.start}..{window.end}", "rejected_lines": len(window.rejects),

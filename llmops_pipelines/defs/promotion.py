@@ -27,7 +27,7 @@ def promotion_decision(context: dg.AssetExecutionContext, llmops: LlmopsResource
                        evaluation_summary: pd.DataFrame, evaluation_rows: pd.DataFrame):
     """The best candidate vs the gates and the champion; a failed gate check blocks `champion`."""
     settings = llmops.settings
-    gates = Gates.load(settings.assets_dir / "gates.yaml")
+    gates = Gates.load(settings.assets_dir / "gates.yaml", settings.provider)
     registry = Registry(settings.registry_path)
     summaries = {s["candidate_id"]: s for s in evaluation_summary.to_dict("records")}
     rows_by = {str(cid): group for cid, group in evaluation_rows.groupby("candidate_id")}

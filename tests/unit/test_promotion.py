@@ -322,3 +322,30 @@ def test_shipped_regression_and_monitoring_settings(gates: Gates) -> None:
     assert (gates.confidence, gates.bootstrap_samples) == (0.95, 2000)
     assert set(gates.margins) <= set(GATED_METRICS)
     assert set(gates.monitoring) == {"question_drift", "negative_feedback_rate"}
+
+
+def test_provider_section_overrides_thresholds_and_margins() -> None:
+    default, local = Gates.load(GATES), Gates.load(GATES, "local")
+    assert default.thresholds["latency_p95_ms_per_token"] == {"max": 500.0}
+    assert local.thresholds["latency_p95_ms_per_token"] == {"max": 3000.0}
+    assert local.margins["latency_p95_ms_per_token"] == 250.0
+    # Only what the provider names moves; an unlisted provider gets the defaults.
+    assert {k: v for k, v in local.thresholds.items() if k != "latency_p95_ms_per_token"} == \
+        {k: v for k, v in default.thresholds.items() if k != "latency_p95_ms_per_token"}
+    assert local.margins["cost_per_1k_answers_usd"] == default.margins["cost_per_1k_answers_usd"]
+    assert Gates.load(GATES, "openai") == default
+
+
+@pytest.mark.parametrize(("section", "field"), [
+    ("providers: [local]\n", "providers"),
+    ("providers:\n  local: {gates: {}}\n", "providers.local"),
+    ("providers:\n  local: {thresholds: {speed: {max: 1}}}\n",
+     "providers.local.thresholds.speed"),
+])
+def test_bad_provider_section_names_file_and_field(tmp_path: Path, section: str,
+                                                   field: str) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text("thresholds:\n  coverage: {min: 0.5}\n" + section, encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        Gates.load(path, "local")
+    assert err.value.field == field and str(path) in str(err.value)
