@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from llmops_pipelines.vectorstore import Retrieved
 
 log = logging.getLogger(__name__)
 PLAN_CHUNK = 1000  # rows looked up in the cache per query batch
+SCORER_SLOTS = 8  # embedding / moderation calls in flight, each (their batches are large)
+SCORER_LINGER_S = 0.05
 
 
 @dataclass
@@ -81,16 +84,20 @@ def build_tasks(candidates: list[Candidate], qa: pd.DataFrame,
     return tasks
 
 
-def _scorers(ctx: RunContext, calls: ModelCalls, policy: RetryPolicy) -> Scorers:
+def _scorers(ctx: RunContext, calls: ModelCalls, policy: RetryPolicy,
+             pool: ThreadPoolExecutor) -> Scorers:
     provider = ctx.provider
-    # Embeddings and moderation have their own rate limits: their own limiter.
-    limiter = AdaptiveLimiter(max(2, ctx.concurrency))
 
     def batched(fn: Callable[[list[str]], Any], what: str) -> Callable[[list[str]], Any]:
+        # Embeddings and moderation are other models with their own rate limits: own limiters.
+        # A run kept to one call at a time (the local model on this CPU) scores one at a time too.
+        limiter = AdaptiveLimiter(min(SCORER_SLOTS, ctx.concurrency))
+
         async def call(batch: list[str]) -> list[Any]:
+            loop = asyncio.get_running_loop()
             async with asyncio.timeout(ctx.row_timeout_s):
-                result, _ = await with_retries(lambda: asyncio.to_thread(fn, batch), limiter,
-                                               policy, what)
+                result, _ = await with_retries(lambda: loop.run_in_executor(pool, fn, batch),
+                                               limiter, policy, what)
             return list(result)
         return call
 
@@ -108,8 +115,11 @@ def _scorers(ctx: RunContext, calls: ModelCalls, policy: RetryPolicy) -> Scorers
             usd = _cost(ctx.pricing, judges.model, outcome.result)
             return JudgeReply(outcome.result.text, None, usd)
 
-    return Scorers(MicroBatcher(batched(provider.embed, "metric embeddings"), max_batch=256),
-                   MicroBatcher(batched(provider.moderate, "moderation"), max_batch=32),
+    # Lingering 50 ms turns one call per finished row into one per ~50 ms of finished rows.
+    return Scorers(MicroBatcher(batched(provider.embed, "metric embeddings"), max_batch=256,
+                                linger_s=SCORER_LINGER_S),
+                   MicroBatcher(batched(provider.moderate, "moderation"), max_batch=32,
+                                linger_s=SCORER_LINGER_S),
                    ctx.judges, judge_call)
 
 
@@ -187,12 +197,17 @@ async def _evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: lis
     calls = ModelCalls(ctx.provider, ctx.cache, ctx.pricing, Budget(cap),
                        AdaptiveLimiter(ctx.concurrency), policy, timeout_s=ctx.row_timeout_s,
                        stream=ctx.stream)
-    engine = Engine(calls, _scorers(ctx, calls, policy), ctx.pricing, ctx.versions, sink,
+    # The sync embedding/moderation clients get their own threads: the default pool has
+    # cpu + 4 threads, fewer than the calls in flight at 50 rows/s and 200 ms per call.
+    pool = ThreadPoolExecutor(2 * SCORER_SLOTS, thread_name_prefix="eval-scoring")
+    engine = Engine(calls, _scorers(ctx, calls, policy, pool), ctx.pricing, ctx.versions, sink,
                     ctx.progress, total, estimate)
     try:
-        # Twice the calls in flight, so scoring one row overlaps with answering the next.
-        await engine.run(pending, 2 * ctx.concurrency + 2, ctx.report_every_s)
+        # Rows being scored hold a worker but no chat slot: enough workers that scoring
+        # (a batch wait plus a round trip, longer than the answer) never starves the slots.
+        await engine.run(pending, 4 * ctx.concurrency + 4, ctx.report_every_s)
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         aclose = getattr(ctx.provider, "aclose", None)
         if aclose is not None:
             await aclose()
