@@ -1,23 +1,24 @@
-"""Pure fine-tune logic: the training file, its validation, and a remote job with a deadline."""
+"""Pure fine-tune logic: the training file, its validation, and what a job would cost."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops_pipelines.errors import FineTuneError
+import yaml
+
+from llmops_pipelines.errors import DataError, FineTuneError
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.rag_app import render
 from llmops_pipelines.vectorstore import Retrieved
 
-ROLES = {"system", "user", "assistant"}
+ROLES = ("system", "user", "assistant")
 MIN_EXAMPLES = 10
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TokenCounter = Callable[[list[dict[str, str]]], int]
 
 
 def training_examples(prompt: Prompt, questions: Sequence[str], answers: Sequence[str],
@@ -35,115 +36,126 @@ def write_jsonl(examples: list[dict[str, Any]], path: Path) -> str:
     return content_hash(text)
 
 
-def validate_training_file(path: Path, *, min_examples: int = MIN_EXAMPLES,
-                           count_tokens: Callable[[str], int] | None = None,
-                           max_tokens: int | None = None) -> list[str]:
-    """Every problem in the file, each naming its line; an empty list means it is valid."""
-    problems: list[str] = []
-    good = 0
+@dataclass
+class TrainingFileReport:
+    """What validation found: blocking problems, and token counts of the valid examples."""
+
+    path: str
+    problems: list[str] = field(default_factory=list)  # each starts with "file:line:"
+    lines: list[int] = field(default_factory=list)  # line number of each valid example
+    tokens: list[int] = field(default_factory=list)  # its tokens, same order (when counted)
+    over_limit: list[str] = field(default_factory=list)  # reported; the trainer truncates them
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.tokens)
+
+    def raise_if_invalid(self, what: str = "training file is invalid") -> None:
+        if self.problems:
+            shown = self.problems[:20]
+            more = f"\n... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+            raise FineTuneError(f"{what}:\n" + "\n".join(shown) + more)
+
+    def summary(self) -> dict[str, int | float]:
+        """Token statistics for asset metadata."""
+        counted = self.tokens or [0]
+        return {"examples": len(self.lines), "tokens_total": self.total_tokens,
+                "tokens_min": min(counted), "tokens_max": max(counted),
+                "tokens_mean": round(sum(counted) / len(counted), 1),
+                "over_context_limit": len(self.over_limit)}
+
+
+def line_problem(raw: str) -> str | None:
+    """Why one JSONL line is not a usable chat example, or None."""
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({exc.msg} at column {exc.colno})"
+    messages = record.get("messages") if isinstance(record, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return "expected a JSON object with a non-empty 'messages' list"
+    for index, message in enumerate(messages, start=1):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            found = message.get("role") if isinstance(message, dict) else message
+            return f"message {index}: role must be one of {list(ROLES)}, found {found!r:.40}"
+        content = message.get("content")
+        if not isinstance(content, str) or not content.strip():
+            return f"message {index} ({message['role']}): content is empty or not a string"
+    if messages[-1]["role"] != "assistant":
+        return f"the last message must be from the assistant, found {messages[-1]['role']!r}"
+    if len(messages) < 2:
+        return "the assistant's answer needs a prompt (a system or user message) before it"
+    return None
+
+
+def validate_training_file(path: Path | str, *, min_examples: int = MIN_EXAMPLES,
+                           count_tokens: TokenCounter | None = None,
+                           max_tokens: int | None = None) -> TrainingFileReport:
+    """Check every line (each problem names it), count tokens, report over-long examples."""
+    report = TrainingFileReport(str(path))
     for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         where = f"{path}:{number}"
-        try:
-            messages = json.loads(raw)["messages"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            problems.append(f"{where}: not a JSON object with a 'messages' list")
+        if (problem := line_problem(raw)) is not None:
+            report.problems.append(f"{where}: {problem}")
             continue
-        if not isinstance(messages, list) or not messages:
-            problems.append(f"{where}: 'messages' must be a non-empty list")
+        report.lines.append(number)
+        if count_tokens is None:
             continue
-        bad = [m for m in messages if not isinstance(m, dict) or m.get("role") not in ROLES]
-        if bad:
-            problems.append(f"{where}: role must be one of {sorted(ROLES)}, found {bad[0]!r:.60}")
-            continue
-        if messages[-1]["role"] != "assistant":
-            problems.append(f"{where}: the last message must be from the assistant")
-            continue
-        if any(not str(m.get("content") or "").strip() for m in messages):
-            problems.append(f"{where}: a message has empty content")
-            continue
-        if count_tokens and max_tokens:
-            tokens = sum(count_tokens(m["content"]) for m in messages)
-            if tokens > max_tokens:
-                problems.append(f"{where}: {tokens} tokens exceed the context limit {max_tokens}")
-                continue
-        good += 1
-    if good < min_examples:
-        problems.append(f"{path}: {good} valid examples, at least {min_examples} are needed")
-    return problems
+        tokens = count_tokens(json.loads(raw)["messages"])
+        report.tokens.append(tokens)
+        if max_tokens is not None and tokens > max_tokens:
+            report.over_limit.append(f"{where}: {tokens} tokens exceed the context limit "
+                                     f"{max_tokens}; training truncates this example")
+    if len(report.lines) < min_examples:
+        report.problems.append(f"{path}: {len(report.lines)} valid examples, "
+                               f"at least {min_examples} are needed")
+    return report
 
 
 @dataclass(frozen=True)
-class JobOutcome:
-    job_id: str
-    model_id: str
-    trained_tokens: int | None
-    reused: bool
+class TrainingSpec:
+    """A fine-tunable base model's training price and longest trainable example."""
+
+    base_model: str
+    usd_per_m_tokens: float
+    max_example_tokens: int
+
+    def cost(self, tokens: int, epochs: int) -> float:
+        """Billed training tokens are the file's tokens once per epoch."""
+        return tokens * epochs * self.usd_per_m_tokens / 1e6
 
 
-class RemoteFineTune:
-    """OpenAI / Azure fine-tuning: upload, create, poll with a deadline, re-attach after restarts."""
+def training_spec(pricing_path: Path, base_model: str) -> TrainingSpec:
+    """The base model's entry under 'training:' in pricing.yaml; missing is an error, not $0."""
+    try:
+        data = yaml.safe_load(Path(pricing_path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"cannot read price table: {exc}", path=str(pricing_path)) from exc
+    entry = (data.get("training") or {}).get(base_model)
+    if entry is None:
+        raise DataError(f"base model {base_model!r} has no training price; add it under "
+                        "'training:'", path=str(pricing_path), field="training")
+    try:
+        return TrainingSpec(base_model, float(entry["per_m"]), int(entry["max_example_tokens"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"training entry {base_model!r} needs numeric 'per_m' and "
+                        "'max_example_tokens'", path=str(pricing_path),
+                        field=f"training.{base_model}") from exc
 
-    def __init__(self, client: Any, state_dir: Path, *, log: Callable[[str], None] = print,
-                 poll_s: float = 5.0, max_poll_s: float = 60.0, deadline_s: float = 6 * 3600,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.client, self.log, self.sleep = client, log, sleep
-        self.state_path = Path(state_dir) / "jobs.json"
-        self.poll_s, self.max_poll_s, self.deadline_s = poll_s, max_poll_s, deadline_s
 
-    def _state(self) -> dict[str, dict[str, Any]]:
-        return json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
-
-    def _save(self, key: str, entry: dict[str, Any]) -> None:
-        state = self._state()
-        state[key] = entry
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_path)
-
-    def run(self, training_file: Path, *, base_model: str, hyperparameters: dict[str, Any],
-            suffix: str, key: str) -> JobOutcome:
-        """The fine-tuned model for this content key: reused, re-attached, or trained anew."""
-        entry = self._state().get(key, {})
-        if entry.get("model_id"):
-            self.log(f"reusing fine-tuned model {entry['model_id']} (same data and settings)")
-            return JobOutcome(entry["job_id"], entry["model_id"], entry.get("trained_tokens"), True)
-        if entry.get("job_id") and entry.get("status") not in TERMINAL:
-            self.log(f"re-attaching to running job {entry['job_id']}")
-            job_id = entry["job_id"]
-        else:
-            with open(training_file, "rb") as handle:
-                uploaded = self.client.files.create(file=handle, purpose="fine-tune")
-            job = self.client.fine_tuning.jobs.create(
-                model=base_model, training_file=uploaded.id, suffix=suffix,
-                hyperparameters=hyperparameters)
-            job_id = job.id
-            self._save(key, {"job_id": job_id, "file_id": uploaded.id, "status": job.status})
-            self.log(f"created fine-tune job {job_id} on {base_model}")
-        return self._poll(job_id, key)
-
-    def _poll(self, job_id: str, key: str) -> JobOutcome:
-        started, interval, seen = time.monotonic(), self.poll_s, set()
-        while True:
-            job = self.client.fine_tuning.jobs.retrieve(job_id)
-            events = self.client.fine_tuning.jobs.list_events(fine_tuning_job_id=job_id, limit=50)
-            for event in reversed(list(events.data)):
-                if event.id not in seen:
-                    seen.add(event.id)
-                    self.log(f"[{job_id}] {event.message}")
-            self._save(key, {**self._state().get(key, {}), "job_id": job_id, "status": job.status})
-            if job.status == "succeeded":
-                if not job.fine_tuned_model:
-                    raise FineTuneError(f"job {job_id} succeeded without a model id")
-                self._save(key, {"job_id": job_id, "status": job.status,
-                                 "model_id": job.fine_tuned_model,
-                                 "trained_tokens": job.trained_tokens})
-                return JobOutcome(job_id, job.fine_tuned_model, job.trained_tokens, False)
-            if job.status in ("failed", "cancelled"):
-                message = job.error.message if job.error else "no error message"
-                raise FineTuneError(f"fine-tune job {job_id} {job.status}: {message}")
-            if time.monotonic() - started > self.deadline_s:
-                raise FineTuneError(f"fine-tune job {job_id} still {job.status} after "
-                                    f"{self.deadline_s:.0f}s; re-run to re-attach to it")
-            self.sleep(interval)
-            interval = min(interval * 1.5, self.max_poll_s)
+def check_before_spend(path: Path | str, spec: TrainingSpec, count_tokens: TokenCounter, *,
+                       epochs: int, max_cost_usd: float | None,
+                       log: Callable[[str], None]) -> tuple[TrainingFileReport, float]:
+    """Validate with the base model's tokenizer, log the cost estimate, enforce the cap."""
+    report = validate_training_file(path, count_tokens=count_tokens,
+                                    max_tokens=spec.max_example_tokens)
+    report.raise_if_invalid("not fine-tuning, the training file is invalid")
+    for warning in report.over_limit:
+        log(warning)
+    usd = spec.cost(report.total_tokens, epochs)
+    log(f"estimated fine-tune cost: {report.total_tokens} tokens x {epochs} epochs x "
+        f"${spec.usd_per_m_tokens}/1M ({spec.base_model}) = ${usd:.4f}")
+    if max_cost_usd is not None and usd > max_cost_usd:
+        raise FineTuneError(f"estimated fine-tune cost ${usd:.4f} exceeds "
+                            f"LLMOPS_FINETUNE_MAX_COST_USD=${max_cost_usd}; nothing was uploaded")
+    return report, usd

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmops_pipelines.errors import FineTuneError
+from llmops_pipelines.finetune import line_problem
 
-ROLES = {"system", "user", "assistant"}
 IGNORE = -100  # the label value torch's cross-entropy skips: prompt and padding tokens
 LOG_EVERY = 5
 
@@ -46,7 +46,7 @@ def read_chat_examples(path: Path, log: Callable[[str], None] | None = None
     for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not raw.strip():
             continue
-        problem = _problem(raw)
+        problem = line_problem(raw)
         if problem is None:
             examples.append([{"role": m["role"], "content": m["content"]}
                              for m in json.loads(raw)["messages"]])
@@ -61,22 +61,6 @@ def read_chat_examples(path: Path, log: Callable[[str], None] | None = None
         # lines should not cost a long run, but they must not vanish silently either.
         log(f"skipped {len(bad)} unusable line(s); first: {bad[0]}")
     return examples
-
-
-def _problem(raw: str) -> str | None:
-    try:
-        messages = json.loads(raw)["messages"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return "not a JSON object with a 'messages' list"
-    if not isinstance(messages, list) or len(messages) < 2:
-        return "'messages' must list at least a prompt and the assistant's answer"
-    for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in ROLES \
-                or not isinstance(m.get("content"), str):
-            return f"each message needs a role in {sorted(ROLES)} and string content: {m!r:.60}"
-    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
-        return "the last message must be a non-empty assistant message"
-    return None
 
 
 def _encode(tokenizer: Any, messages: list[dict[str, str]], max_tokens: int) -> tuple[list, list]:
@@ -141,7 +125,6 @@ def train_lora(training_file: Path, out_dir: Path, *, base_gguf: Path, epochs: i
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=learning_rate)
     order = random.Random(seed)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     epoch_losses: list[float] = []
     for epoch in range(1, epochs + 1):
         indexes = list(range(len(encoded)))
@@ -149,14 +132,23 @@ def train_lora(training_file: Path, out_dir: Path, *, base_gguf: Path, epochs: i
         batches = [indexes[i:i + batch_size] for i in range(0, len(indexes), batch_size)]
         loss_sum, token_sum = 0.0, 0
         for step, batch in enumerate(batches, start=1):
-            ids, labels, mask = _pad([encoded[i] for i in batch], pad)
-            loss, tokens = _answer_loss(model, ids, labels, mask)
+            rows = [encoded[i] for i in batch if _answer_tokens(encoded[i][1])]
+            batch_tokens = sum(_answer_tokens(labels) for _, labels in rows)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            batch_loss = 0.0
+            # One sequence at a time, gradients accumulated and weighted by answer tokens: the
+            # same gradient as the padded batch, but with no padding mask attention runs its
+            # fused causal kernel and memory holds one example's activations, not the batch's
+            # (8.6 GB peak on the demo data with padded batches of 4).
+            for ids, labels in rows:
+                loss, tokens = _answer_loss(model, torch.tensor([ids]), torch.tensor([labels]))
+                (loss * (tokens / batch_tokens)).backward()
+                batch_loss += loss.item() * tokens
             optimizer.step()
-            loss_sum, token_sum = loss_sum + loss.item() * tokens, token_sum + tokens
+            loss_sum, token_sum = loss_sum + batch_loss, token_sum + batch_tokens
             if step % LOG_EVERY == 0 or step == len(batches):
-                log(f"epoch {epoch}/{epochs} step {step}/{len(batches)} loss {loss.item():.4f}")
+                log(f"epoch {epoch}/{epochs} step {step}/{len(batches)} "
+                    f"loss {batch_loss / max(batch_tokens, 1):.4f}")
         epoch_losses.append(loss_sum / max(token_sum, 1))
         log(f"epoch {epoch}/{epochs} mean loss {epoch_losses[-1]:.4f} "
             f"({time.monotonic() - started:.0f}s elapsed)")
@@ -179,32 +171,23 @@ def train_lora(training_file: Path, out_dir: Path, *, base_gguf: Path, epochs: i
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def _answer_loss(model: Any, ids: Any, labels: Any, mask: Any) -> tuple[Any, int]:
+def _answer_tokens(labels: list[int]) -> int:
+    """How many next-token targets of this example are answer tokens (the first predicts none)."""
+    return sum(1 for t in labels[1:] if t != IGNORE)
+
+
+def _answer_loss(model: Any, ids: Any, labels: Any) -> tuple[Any, int]:
     """Mean next-token cross-entropy over the answer tokens, and how many there were."""
     import torch
 
     # The same loss as model(labels=...), but the vocabulary projection (49k wide) runs only
     # where an answer token is predicted: prompts are most tokens, so this saves time and GBs.
     base = model.get_base_model()
-    hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    hidden = base.get_decoder()(input_ids=ids).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != IGNORE
     logits = base.get_output_embeddings()(hidden[:, :-1][keep])
     return torch.nn.functional.cross_entropy(logits.float(), targets[keep]), int(keep.sum())
-
-
-def _pad(rows: list[tuple[list, list]], pad_id: int) -> tuple[Any, Any, Any]:
-    import torch
-
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, (row_ids, row_labels) in enumerate(rows):
-        ids[row, :len(row_ids)] = torch.tensor(row_ids)
-        labels[row, :len(row_labels)] = torch.tensor(row_labels)
-        mask[row, :len(row_ids)] = 1
-    return ids, labels, mask
 
 
 class TransformersChat:

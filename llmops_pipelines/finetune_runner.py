@@ -33,10 +33,12 @@ def train_local(settings: Settings, training_file: str | Path, key: str,
         return {**json.loads(record_path.read_text()), "reused": True}
     base = smollm2_gguf()
     result = train_lora(Path(training_file), out, base_gguf=base,
-                        epochs=int(hyperparameters["n_epochs"]), log=log)
+                        epochs=int(hyperparameters["n_epochs"]),
+                        max_seq_tokens=int(hyperparameters["max_seq_tokens"]), log=log)
     gguf = export_gguf(result.model_dir, base_gguf=base, out_path=out / GGUF_NAME)
     record = {
         "model_id": model_id, "backend": "local-lora", "gguf": str(gguf),
+        "adapter_dir": str(result.adapter_dir), "merged_dir": str(result.model_dir),
         "epoch_losses": [round(x, 4) for x in result.epoch_losses],
         "train_examples": result.train_examples, "train_tokens": result.train_tokens,
         "train_seconds": round(result.seconds, 1), "peak_rss_mb": round(result.peak_rss_mb),

@@ -94,6 +94,8 @@ class Settings:
     finetune_prompt: str = "grounded_concise"
     finetune_epochs: int = 2
     finetune_poll_s: float = 10.0
+    finetune_deadline_s: float = 6 * 3600.0
+    finetune_max_cost_usd: float | None = None
     synthetic_qa: int = 0
     min_eval_rows: int = 5
     # Serving and monitoring. The token is a secret: kept out of repr, so never in logs.
@@ -152,6 +154,8 @@ class Settings:
             finetune_prompt=env.get("LLMOPS_FINETUNE_PROMPT") or "grounded_concise",
             finetune_epochs=_int(env, "LLMOPS_FINETUNE_EPOCHS", 2, minimum=1),
             finetune_poll_s=_float(env, "LLMOPS_FINETUNE_POLL_S", 10.0) or 10.0,
+            finetune_deadline_s=_float(env, "LLMOPS_FINETUNE_DEADLINE_S", 21600.0) or 0.0,
+            finetune_max_cost_usd=_float(env, "LLMOPS_FINETUNE_MAX_COST_USD", None),
             synthetic_qa=_int(env, "LLMOPS_SYNTHETIC_QA", 0),
             min_eval_rows=_int(env, "LLMOPS_MIN_EVAL_ROWS", 5),
             serve_token=env.get("LLMOPS_SERVE_TOKEN") or None,

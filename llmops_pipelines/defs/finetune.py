@@ -5,11 +5,19 @@ import pandas as pd
 
 from llmops_pipelines import finetune
 from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.errors import FineTuneError
+from llmops_pipelines.finetune_remote import RemoteFineTune
+from llmops_pipelines.finetune_tokens import chat_token_counter
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.rag_app import retrieve
+from llmops_pipelines.settings import Settings
 
 GROUP = "finetune"
+
+
+def _spec_and_counter(settings: Settings) -> tuple[finetune.TrainingSpec, finetune.TokenCounter]:
+    spec = finetune.training_spec(settings.assets_dir / "pricing.yaml",
+                                  settings.finetune_base_model)
+    return spec, chat_token_counter(settings.provider, settings.finetune_base_model)
 
 
 @dg.asset(group_name=GROUP)
@@ -26,14 +34,18 @@ def finetune_training_file(context: dg.AssetExecutionContext, llmops: LlmopsReso
                                           train["ground_truth"].tolist(), contexts)
     path = settings.path("finetune", "train.jsonl")
     data_hash = finetune.write_jsonl(examples, path)
+    spec, count = _spec_and_counter(settings)
     # Line-level problems fail here; too few examples only matters once a job would start.
-    problems = finetune.validate_training_file(path, min_examples=0)
-    if problems:
-        raise FineTuneError("training file is invalid:\n" + "\n".join(problems[:20]))
-    value = {"path": str(path), "examples": len(examples), "sha": data_hash,
-             "prompt": prompt.name, "prompt_version": prompt.version,
-             "index_version": rag_index["index_version"]}
-    context.log.info(f"{len(examples)} training examples written to {path}")
+    report = finetune.validate_training_file(path, min_examples=0, count_tokens=count,
+                                             max_tokens=spec.max_example_tokens)
+    report.raise_if_invalid()
+    for warning in report.over_limit:
+        context.log.warning(warning)
+    value = {"path": str(path), "sha": data_hash, "prompt": prompt.name,
+             "prompt_version": prompt.version, "index_version": rag_index["index_version"],
+             "base_model": spec.base_model, **report.summary()}
+    context.log.info(f"{len(examples)} training examples ({report.total_tokens} "
+                     f"{spec.base_model} tokens) written to {path}")
     return dg.Output(value, metadata={**value, "path": dg.MetadataValue.path(str(path))})
 
 
@@ -45,24 +57,34 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     if settings.finetune == "off":
         value = {"model_id": None, "skipped": "LLMOPS_FINETUNE=off"}
         return dg.Output(value, metadata={"skipped": value["skipped"]})
-    problems = finetune.validate_training_file(finetune_training_file["path"])
-    if problems:
-        raise FineTuneError("not fine-tuning: " + "; ".join(problems))
-    hyper = {"n_epochs": settings.finetune_epochs}
-    key = content_hash(settings.provider, finetune_training_file["sha"],
-                       settings.finetune_base_model, hyper, length=12)
+    spec, count = _spec_and_counter(settings)
+    path = finetune_training_file["path"]
+    report, usd = finetune.check_before_spend(
+        path, spec, count, epochs=settings.finetune_epochs,
+        max_cost_usd=settings.finetune_max_cost_usd, log=context.log.info)
+    hyper: dict = {"n_epochs": settings.finetune_epochs}
+    if settings.provider == "local":
+        hyper["max_seq_tokens"] = spec.max_example_tokens
+    key = content_hash(settings.provider, finetune_training_file["sha"], spec.base_model, hyper,
+                       length=12)
     if settings.provider == "openai":
-        job = finetune.RemoteFineTune(llmops.provider.client, settings.path("finetune", "remote"),
-                                      log=context.log.info, poll_s=settings.finetune_poll_s)
-        outcome = job.run(finetune_training_file["path"], base_model=settings.finetune_base_model,
-                          hyperparameters=hyper, suffix="llmops", key=key)
+        job = RemoteFineTune(llmops.provider.client, settings.path("finetune", "remote"),
+                             log=context.log.info, poll_s=settings.finetune_poll_s,
+                             deadline_s=settings.finetune_deadline_s)
+        outcome = job.run(path, base_model=spec.base_model, hyperparameters=hyper,
+                          suffix="llmops", key=key)
         value = {"model_id": outcome.model_id, "backend": "openai", "job_id": outcome.job_id,
                  "reused": outcome.reused, "trained_tokens": outcome.trained_tokens}
     else:
         from llmops_pipelines.finetune_runner import train_local
 
-        value = train_local(settings, finetune_training_file["path"], key, hyper,
-                            log=context.log.info)
-    value.update(base_model=settings.finetune_base_model, training_sha=finetune_training_file["sha"])
-    return dg.Output(value, metadata={k: v for k, v in value.items()
-                                      if isinstance(v, (str, int, float, bool))})
+        value = train_local(settings, path, key, hyper, log=context.log.info)
+    value.update(base_model=spec.base_model, training_sha=finetune_training_file["sha"],
+                 hyperparameters=hyper, estimated_cost_usd=round(usd, 6),
+                 training_tokens=report.total_tokens)
+    metadata = {k: v for k, v in value.items() if isinstance(v, (str, int, float, bool))}
+    if value.get("epoch_losses"):
+        metadata["epoch_losses"] = dg.MetadataValue.json(value["epoch_losses"])
+        metadata["final_train_loss"] = value["epoch_losses"][-1]
+    metadata["hyperparameters"] = dg.MetadataValue.json(hyper)
+    return dg.Output(value, metadata=metadata)

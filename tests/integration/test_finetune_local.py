@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from llama_cpp import Llama
 
 from llmops_pipelines.finetune_local import TransformersChat, export_gguf, train_lora
+from llmops_pipelines.providers.local import LocalProvider
 from llmops_pipelines.providers.local_files import smollm2_gguf
+from llmops_pipelines.settings import Settings
+from tests.support.finetune_files import (
+    failure,
+    materialize_model,
+    model_output,
+    stage_training_file,
+)
 
 SYSTEM = "You answer questions about our products."
 ANSWER = "The Zephyr X9 lamp has a 7-year warranty."
@@ -61,3 +70,50 @@ def test_lora_learns_a_fact_and_serves_it(tmp_path: Path,
     llm = Llama(str(gguf_path), n_ctx=256, verbose=False)
     reply = llm.create_chat_completion(question, max_tokens=32, temperature=0.0)
     assert "7-year" in reply["choices"][0]["message"]["content"]
+
+
+@pytest.mark.slow
+def test_local_finetune_asset_trains_saves_serves_and_becomes_a_candidate(
+        isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """finetuned_model in real Dagster on the embedded default: LoRA, GGUF, candidate, reuse."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LLMOPS_FINETUNE_EPOCHS", "1")
+    lines = [json.dumps({"messages": [{"role": "system", "content": SYSTEM},
+                                      {"role": "user", "content": q},
+                                      {"role": "assistant", "content": ANSWER}]})
+             for q in QUESTIONS]
+    stage_training_file(isolated_home, lines)
+
+    result, logs = materialize_model("candidates")
+
+    assert result.success, failure(result)
+    value = model_output(isolated_home)
+    assert value["model_id"].startswith("local-ft:") and value["backend"] == "local-lora"
+    assert value["reused"] is False and value["hyperparameters"]["n_epochs"] == 1
+    # Training loss per epoch: in the log as it trains, and in the asset's metadata.
+    [loss] = value["epoch_losses"]
+    assert any(m.startswith(f"epoch 1/1 mean loss {loss:.4f}") for m in logs), logs
+    metadata = result.asset_materializations_for_node("finetuned_model")[0].metadata
+    assert metadata["epoch_losses"].value == value["epoch_losses"]
+    assert metadata["final_train_loss"].value == value["epoch_losses"][-1]
+    # Adapter, merged weights and the served GGUF, all under LLMOPS_HOME.
+    home = isolated_home.resolve()
+    assert Path(value["adapter_dir"], "adapter_config.json").is_file()
+    assert Path(value["merged_dir"], "config.json").is_file()
+    assert Path(value["gguf"]).is_file()
+    for key in ("adapter_dir", "merged_dir", "gguf"):
+        assert Path(value[key]).resolve().is_relative_to(home / "models"), value[key]
+
+    # It is an evaluation candidate with every prompt, and the local provider serves it.
+    candidates = pd.read_parquet(isolated_home / "tables" / "candidates.parquet")
+    assert set(candidates["model"]) == {"smollm2-135m-instruct", value["model_id"]}
+    assert (candidates["model"] == value["model_id"]).sum() == candidates["prompt_name"].nunique()
+    reply = LocalProvider(Settings.from_env()).chat(
+        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTIONS[0]}],
+        model=value["model_id"], max_tokens=16)
+    assert reply.text and reply.output_tokens > 0 and reply.model == value["model_id"]
+
+    # Nothing changed: the trained model is reused, not trained again.
+    result, logs = materialize_model()
+    assert result.success and model_output(isolated_home)["reused"] is True
+    assert not any("mean loss" in m for m in logs)

@@ -1,0 +1,118 @@
+"""OpenAI / Azure OpenAI fine-tuning: upload, create, poll with a deadline, re-attach, reuse."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from llmops_pipelines.errors import FineTuneError
+from llmops_pipelines.finetune import MIN_EXAMPLES, validate_training_file
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    job_id: str
+    model_id: str
+    trained_tokens: int | None
+    reused: bool
+
+
+class RemoteFineTune:
+    """One fine-tuned model per content key; the job id is persisted so a re-run re-attaches."""
+
+    def __init__(self, client: Any, state_dir: Path, *, log: Callable[[str], None] = print,
+                 poll_s: float = 5.0, max_poll_s: float = 60.0, deadline_s: float = 6 * 3600,
+                 min_examples: int = MIN_EXAMPLES,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client, self.log, self.sleep, self.clock = client, log, sleep, clock
+        self.state_path = Path(state_dir) / "jobs.json"
+        self.poll_s, self.max_poll_s, self.deadline_s = poll_s, max_poll_s, deadline_s
+        self.min_examples = min_examples
+
+    def _state(self) -> dict[str, dict[str, Any]]:
+        return json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+
+    def _save(self, key: str, entry: dict[str, Any]) -> None:
+        state = self._state()
+        state[key] = entry
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_path)
+
+    def run(self, training_file: Path | str, *, base_model: str,
+            hyperparameters: dict[str, Any], suffix: str, key: str) -> JobOutcome:
+        """The fine-tuned model for this content key: reused, re-attached, or trained anew."""
+        entry = self._state().get(key, {})
+        if entry.get("model_id"):
+            self.log(f"reusing fine-tuned model {entry['model_id']} from job {entry['job_id']} "
+                     "(same training data, base model and hyperparameters): no new job")
+            return JobOutcome(entry["job_id"], entry["model_id"], entry.get("trained_tokens"), True)
+        if entry.get("job_id") and entry.get("status") not in TERMINAL:
+            self.log(f"re-attaching to job {entry['job_id']} (last seen {entry.get('status')})")
+            return self._poll(entry["job_id"], key)
+        # The last guard before money moves: a bad line is never uploaded.
+        validate_training_file(training_file, min_examples=self.min_examples).raise_if_invalid(
+            "not uploading, the training file is invalid")
+        try:
+            with open(training_file, "rb") as handle:
+                uploaded = self.client.files.create(file=handle, purpose="fine-tune")
+            # `hyperparameters` rather than the newer `method`: Azure OpenAI's GA API versions
+            # and OpenAI both accept it.
+            job = self.client.fine_tuning.jobs.create(
+                model=base_model, training_file=uploaded.id, suffix=suffix,
+                hyperparameters=hyperparameters)
+        except openai.APIError as exc:
+            raise FineTuneError(f"could not start a fine-tune of {base_model}: {exc}") from exc
+        self._save(key, {"job_id": job.id, "file_id": uploaded.id, "status": job.status})
+        self.log(f"created fine-tune job {job.id} on {base_model} (file {uploaded.id}, "
+                 f"hyperparameters {hyperparameters}, suffix {suffix!r})")
+        return self._poll(job.id, key)
+
+    def _poll(self, job_id: str, key: str) -> JobOutcome:
+        started, interval, seen, last_event = self.clock(), self.poll_s, set(), ""
+        while True:
+            try:
+                job = self.client.fine_tuning.jobs.retrieve(job_id)
+                events = self.client.fine_tuning.jobs.list_events(job_id, limit=50)
+            except openai.APIError as exc:
+                raise FineTuneError(f"lost track of fine-tune job {job_id}: {exc}; the job id "
+                                    "is saved, re-run to re-attach to it") from exc
+            for event in reversed(list(events.data)):  # the API lists newest first
+                if event.id not in seen:
+                    seen.add(event.id)
+                    self.log(f"[{job_id}] {event.level}: {event.message}")
+                    last_event = event.message
+            self._save(key, {**self._state().get(key, {}), "job_id": job_id, "status": job.status})
+            if job.status == "succeeded":
+                return self._succeeded(job, key)
+            if job.status in ("failed", "cancelled"):
+                # A cancelled job has no error object: its last event says who or what stopped it.
+                message = (job.error.message if job.error and job.error.message else
+                           last_event or "no message from the service")
+                raise FineTuneError(f"fine-tune job {job_id} {job.status}: {message}; "
+                                    "no model was produced")
+            waited = self.clock() - started
+            if waited >= self.deadline_s:
+                raise FineTuneError(f"fine-tune job {job_id} still {job.status} after "
+                                    f"{waited:.0f}s (deadline {self.deadline_s:.0f}s); "
+                                    "re-run to re-attach to it")
+            self.sleep(min(interval, self.deadline_s - waited))
+            interval = min(interval * 2, self.max_poll_s)
+
+    def _succeeded(self, job: Any, key: str) -> JobOutcome:
+        if not job.fine_tuned_model:
+            raise FineTuneError(f"job {job.id} succeeded without a model id")
+        self._save(key, {"job_id": job.id, "status": job.status, "model_id": job.fine_tuned_model,
+                         "trained_tokens": job.trained_tokens})
+        self.log(f"fine-tune job {job.id} succeeded: {job.fine_tuned_model}")
+        return JobOutcome(job.id, job.fine_tuned_model, job.trained_tokens, False)
