@@ -9,13 +9,14 @@ from llmops_pipelines.defs import (
     finetune,
     ideation,
     monitoring,
+    nightly,
     promotion,
     rag,
 )
 from llmops_pipelines.defs.io import TablesIOManager
 from llmops_pipelines.defs.resources import LlmopsResource
 
-MODULES = [curation, ideation, rag, finetune, evaluation, promotion, monitoring]
+MODULES = [curation, ideation, rag, finetune, evaluation, nightly, promotion, monitoring]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(MODULES),

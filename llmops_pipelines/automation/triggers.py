@@ -10,6 +10,7 @@ LINEAGE = (
     "curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
     "retrieval_evaluation", "finetune_training_file", "finetuned_model", "candidates",
     "evaluation_rows", "evaluation_summary", "promotion_decision", "champion",
+    "nightly_reevaluation",
 )
 # Asset groups the triggers draw from (sensor targets); names a code location lacks are dropped.
 GROUPS = ("curation", "rag", "finetune", "evaluation", "promotion")
@@ -19,7 +20,11 @@ EVALUATION = ("candidates", *SCORING)  # candidates = prompt versions x models
 DATA = ("curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
         "retrieval_evaluation", *SCORING)
 RETRAIN = ("finetune_training_file", "finetuned_model", *EVALUATION)
-NIGHTLY = EVALUATION
+# Fresh answers (call cache salted per night) from the champion and candidates on the eval and
+# test splits, compared with their evaluation: drift on the provider's side. Upstream tables are
+# loaded as they are (curation, index and fine-tune are not re-run); promotion is not touched.
+NIGHTLY = ("nightly_reevaluation",)
+NIGHTLY_DATE_TAG = "llmops/nightly_date"
 # production_monitoring's checks that a new fine-tune can fix: questions drifted away from the
 # training data, users rate answers down, answers stray from the context. Latency, cost and
 # harm failures alert (asset_check_alerts) but do not retrain.

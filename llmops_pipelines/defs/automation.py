@@ -7,6 +7,7 @@ turns those decisions into run requests, cursors and log lines.
 import json
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -117,15 +118,19 @@ def data_sensor(interval_s: int) -> dg.SensorDefinition:
 
 
 def nightly_schedule(cron: str, timezone: str) -> dg.ScheduleDefinition:
-    """Re-evaluate the champion and every challenger: catches drift on the provider's side."""
+    """Fresh answers from the champion and every challenger on the eval and test splits, compared
+    with their evaluation: catches drift on the provider's side (check no_provider_drift)."""
 
     @dg.schedule(name="nightly_reevaluation", cron_schedule=cron, execution_timezone=timezone,
                  default_status=dg.DefaultScheduleStatus.RUNNING, target=TARGET)
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         when = context.scheduled_execution_time
         stamp = when.isoformat() if when else "manual"
-        return _request(context, f"nightly-{stamp}", "nightly", triggers.NIGHTLY,
-                        [f"nightly re-evaluation scheduled for {stamp}"])
+        request = _request(context, f"nightly-{stamp}", "nightly", triggers.NIGHTLY,
+                           [f"nightly re-evaluation scheduled for {stamp}"])
+        # The night salts the call cache: a retried run re-uses that night's answers only.
+        night = (when or datetime.now(UTC)).date().isoformat()
+        return request.with_replaced_attrs(tags={**request.tags, triggers.NIGHTLY_DATE_TAG: night})
 
     return _schedule
 

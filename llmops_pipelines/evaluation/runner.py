@@ -56,6 +56,15 @@ class RunContext:
     stream: bool = False
     partial_path: Path | None = None  # where a run stopped by its budget writes what it finished
     report_every_s: float = 5.0
+    # Mixed into every answer and judge key: a new salt (the nightly run's date) asks the
+    # provider again instead of reading what it said before; "" keeps the evaluation's keys.
+    cache_salt: str = ""
+
+    @property
+    def namespace(self) -> str:
+        """The cache namespace of this run's keys: the provider's, salted when asked."""
+        base = self.provider.cache_namespace
+        return f"{base}|salt={self.cache_salt}" if self.cache_salt else base
 
 
 @dataclass
@@ -107,7 +116,7 @@ def _scorers(ctx: RunContext, calls: ModelCalls, policy: RetryPolicy,
 
         async def judge_call(prompt: Prompt, messages: list[Message], params: dict[str, Any],
                              repeat: int) -> JudgeReply:
-            key = judge_key(provider.cache_namespace, prompt.version, messages, judges.model,
+            key = judge_key(ctx.namespace, prompt.version, messages, judges.model,
                             params, repeat)
             outcome = await calls.chat(key, "judge", messages, judges.model, params)
             if outcome.result is None:
@@ -150,7 +159,7 @@ def _plan(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Ret
                                     provider.embedding_model, EVALUATOR_VERSION, judges_version)
 
     plans = planning.plan_rows(candidates, qa, contexts, defaults, ctx.versions.get("index", ""),
-                               provider.cache_namespace, scoring_key)
+                               ctx.namespace, scoring_key)
     total, pending, to_answer = 0, [], []
     chunk: list[RowPlan] = []
     for plan in [*plans, None]:

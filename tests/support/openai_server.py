@@ -34,6 +34,8 @@ JSON = dict[str, Any]
 Reply = tuple[int, JSON | list[JSON]]
 
 IDK = "I don't know."
+# What a silently swapped model answers when `drifted` is set: fluent, confident, ungrounded.
+DRIFTED = "Our 1987 catalogue lists 42 hovercraft models in seven colours."
 _CONTEXT_RE = re.compile(r"<context>(.*?)</context>", re.DOTALL)
 # Synthetic Q&A generation (assets/generators/synthetic_qa.prompty) sends a <passage>.
 _PASSAGE_RE = re.compile(r"<passage>(.*?)</passage>", re.DOTALL)
@@ -88,9 +90,11 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def _answer(messages: list[Any], response_format: Any, salt: str = "") -> str:
+def _answer(messages: list[Any], response_format: Any, salt: str = "", drifted: bool = False) -> str:
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
+        if drifted and _CONTEXT_RE.search(_text_of(content)):
+            return DRIFTED
         if found := _CONTEXT_RE.search(_text_of(content)):
             lines = (_TAG_RE.sub("", line).strip() for line in found.group(1).splitlines())
             text = " ".join(line for line in lines if line)
@@ -242,6 +246,7 @@ class FakeOpenAIServer:
         # Real endpoints limit each model separately: None caps every route together.
         self.rate_limit_routes = rate_limit_routes
         self.flaky_judge = flaky_judge  # judge scores vary between identical calls
+        self.drifted = False  # set it to make RAG answers ignore their context (model drift)
         self.faults: Counter[str] = Counter()  # injected: "500", "429", "hang" (by route too)
         self.embedding_dim, self.finetune_steps = embedding_dim, finetune_steps
         self.finetune_outcome, self._port = finetune_outcome, port
@@ -415,7 +420,7 @@ class FakeOpenAIServer:
         self._see_model(model)
         # A flaky judge: the same rubric and row score differently on each call.
         salt = str(self.counts["chat"]) if self.flaky_judge else ""
-        answer, finish = _answer(messages, body.get("response_format"), salt), "stop"
+        answer, finish = _answer(messages, body.get("response_format"), salt, self.drifted), "stop"
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(limit, int) and limit > 0 and len(words := answer.split()) > limit:
             answer, finish = " ".join(words[:limit]), "length"

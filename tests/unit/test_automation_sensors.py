@@ -120,7 +120,7 @@ def test_data_sensor_names_a_missing_folder(instance, tmp_path, monkeypatch) -> 
         tick(automation.data_sensor(1), instance, None)
 
 
-def test_nightly_schedule_requests_the_evaluation(instance, monkeypatch) -> None:
+def test_nightly_schedule_requests_the_fresh_reevaluation(instance, monkeypatch) -> None:
     monkeypatch.setenv("LLMOPS_NIGHTLY_CRON", "30 3 * * *")
     monkeypatch.setenv("LLMOPS_TIMEZONE", "Europe/Paris")
     [schedule] = automation.schedules()
@@ -132,9 +132,23 @@ def test_nightly_schedule_requests_the_evaluation(instance, monkeypatch) -> None
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
                                         repository_def=defs.get_repository_def())
     [request] = schedule.evaluate_tick(context).run_requests
-    assert list(request.asset_selection) == EVALUATION
+    # Only the re-evaluation: curation, index, fine-tune and evaluation_rows are loaded as they are.
+    assert list(request.asset_selection) == [dg.AssetKey("nightly_reevaluation")]
     assert request.run_key == "nightly-2025-01-02T03:30:00+01:00"
     assert request.tags["llmops/trigger"] == "nightly"
+    # The night in the schedule's timezone salts the call cache (a retry re-uses that night's).
+    assert request.tags[triggers.NIGHTLY_DATE_TAG] == "2025-01-02"
+
+
+def test_nightly_first_tick_launches_the_missing_upstream(instance) -> None:
+    materialized(instance, "curated_documents", "curated_qa")
+    context = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                        scheduled_execution_time=datetime.fromisoformat(
+                                            "2025-01-02T02:00:00+00:00"))
+    [request] = automation.schedules()[0].evaluate_tick(context).run_requests
+    keys = [k.path[-1] for k in request.asset_selection]
+    assert keys[-1] == "nightly_reevaluation" and "evaluation_rows" in keys
+    assert "promotion_decision" not in keys
 
 
 def test_bad_cron_names_the_variable(monkeypatch) -> None:
