@@ -47,3 +47,11 @@ def openai_env(openai_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("LLMOPS_OPENAI_MAX_RETRIES", "0")
     monkeypatch.setenv("LLMOPS_FINETUNE_POLL_S", "0.01")
     return openai_server
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A dataset folder of its own: tmp_path also holds the test's LLMOPS_HOME."""
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    return folder

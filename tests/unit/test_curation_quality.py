@@ -24,13 +24,6 @@ def body(i: int) -> str:
     return f"Article {i}. " + " ".join(f"term{i}x{j}" for j in range(40))
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    folder = tmp_path / "ds"
-    folder.mkdir()
-    return folder
-
-
 def _rejects(result, rule: str) -> pd.DataFrame:
     return result.rejects[result.rejects["rule"] == rule].sort_values(["source_path", "line"])
 

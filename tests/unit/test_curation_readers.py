@@ -14,14 +14,6 @@ from llmops_pipelines.errors import DataError
 LONG = "A sentence long enough to pass the minimum document length filter easily."
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A dataset folder of its own: tmp_path also holds the test's LLMOPS_HOME."""
-    folder = tmp_path / "ds"
-    folder.mkdir()
-    return folder
-
-
 def _rejects(result, rule: str) -> pd.DataFrame:
     return result.rejects[result.rejects["rule"] == rule].sort_values("line")
 
