@@ -132,3 +132,13 @@ def test_no_traffic_cannot_fail_a_check() -> None:
     verdicts = checks(summary, Gates.load(REPO / "assets" / "gates.yaml"))
     assert len(verdicts) == 6 and all(v.passed for v in verdicts)
     assert all("not measured" in v.description for v in verdicts)
+
+
+def test_one_in_domain_question_is_not_drift_but_one_off_topic_question_is() -> None:
+    # A single question sits far from any mean: the window is held against same-size samples
+    # of the eval questions, so a small window of ordinary traffic does not page anyone.
+    reference = ["how do I pitch the tent", "which fuel does the stove take", "lamp battery",
+                 "tent pegs in sand", "stove fuel canister size", "lamp brightness modes"]
+    one_in = question_drift(["how do I pitch the tent in wind"], reference, embed)
+    one_out = question_drift(["football election results tonight"], reference, embed)
+    assert one_in < 0.35 < one_out
