@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,28 @@ class Prompt:
         missing = sorted(set(self.inputs) - set(merged))
         if missing and self.strict:
             raise PromptError(f"{self.path}: missing inputs {missing}")
+        # Roles are split after rendering (Prompty's semantics: a template may write role lines
+        # in a loop), so a question or a retrieved chunk holding a line "system:" would open a
+        # role of its own: such lines in the inputs are marked first and restored after.
+        mark = f"<{secrets.token_hex(6)}>"
         try:
-            text = _compiled(self.template, self.strict).render(**merged)
+            text = _compiled(self.template, self.strict).render(**_defuse(merged, mark))
         except jinja2.TemplateError as exc:
             raise PromptError(f"{self.path}: rendering failed: {exc}") from exc
-        return split_roles(text, source=str(self.path))
+        return [{**m, "content": m["content"].replace(mark, "")}
+                for m in split_roles(text, source=str(self.path))]
+
+
+def _defuse(value: Any, mark: str) -> Any:
+    if isinstance(value, str):
+        # The mark goes right before the role word: `^\s*` may have started on an earlier line.
+        return ROLE_LINE.sub(lambda m: m.string[m.start():m.start(1)] + mark
+                             + m.string[m.start(1):m.end()], value)
+    if isinstance(value, dict):
+        return {k: _defuse(v, mark) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_defuse(v, mark) for v in value)
+    return value
 
 
 @functools.lru_cache(maxsize=256)
