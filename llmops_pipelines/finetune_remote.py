@@ -83,15 +83,14 @@ class RemoteFineTune:
         while True:
             try:
                 job = self.client.fine_tuning.jobs.retrieve(job_id)
-                events = self.client.fine_tuning.jobs.list_events(job_id, limit=50)
+                events = self._new_events(job_id, seen)
             except openai.APIError as exc:
                 raise FineTuneError(f"lost track of fine-tune job {job_id}: {exc}; the job id "
                                     "is saved, re-run to re-attach to it") from exc
-            for event in reversed(list(events.data)):  # the API lists newest first
-                if event.id not in seen:
-                    seen.add(event.id)
-                    self.log(f"[{job_id}] {event.level}: {event.message}")
-                    last_event = event.message
+            for event in events:
+                seen.add(event.id)
+                self.log(f"[{job_id}] {event.level}: {event.message}")
+                last_event = event.message
             self._save(key, {**self._state().get(key, {}), "job_id": job_id, "status": job.status})
             if job.status == "succeeded":
                 return self._succeeded(job, key)
@@ -108,6 +107,16 @@ class RemoteFineTune:
                                     "re-run to re-attach to it")
             self.sleep(min(interval, self.deadline_s - waited))
             interval = min(interval * 2, self.max_poll_s)
+
+    def _new_events(self, job_id: str, seen: set[str]) -> list[Any]:
+        """Events not logged yet, oldest first: pages back (newest first) to the last one seen,
+        so a burst of more than a page between two polls is not lost."""
+        fresh = []
+        for event in self.client.fine_tuning.jobs.list_events(job_id, limit=50):  # auto-pages
+            if event.id in seen:
+                break
+            fresh.append(event)
+        return fresh[::-1]
 
     def _succeeded(self, job: Any, key: str) -> JobOutcome:
         if not job.fine_tuned_model:

@@ -200,6 +200,26 @@ def test_polling_backs_off_up_to_a_ceiling(openai_server: FakeOpenAIServer, tmp_
     assert waits == [0.5, 1.0, 2.0, 3.0, 3.0]
 
 
+def test_a_burst_of_events_between_two_polls_is_logged_whole_and_in_order(
+        openai_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    openai_server.finetune_steps = 3
+    path = stage_training_file(tmp_path, [chat_line(n) for n in range(12)])
+    lines: list[str] = []
+
+    def burst(_: float) -> None:  # while "asleep", the job writes 3 pages' worth of events
+        if not any("step 120" in line for line in lines):
+            with openai_server._lock:
+                for step in range(1, 121):
+                    openai_server._event("ftjob-000001", f"step {step}")
+
+    job = RemoteFineTune(client_for(openai_server), tmp_path / "state", log=lines.append,
+                         poll_s=0.01, sleep=burst)
+    job.run(path, base_model=BASE, hyperparameters={"n_epochs": 1}, suffix="s", key="k")
+
+    steps = [line.split("step ")[1] for line in lines if "] info: step " in line]
+    assert steps == [str(n) for n in range(1, 121)]  # each once, oldest first
+
+
 def test_the_deadline_bounds_the_wait(openai_server: FakeOpenAIServer, tmp_path: Path) -> None:
     openai_server.finetune_steps = 100
     path = stage_training_file(tmp_path, [chat_line(n) for n in range(12)])

@@ -616,6 +616,9 @@ class FakeOpenAIServer:
     @staticmethod
     def _page(items: list[JSON], params: dict[str, str]) -> Reply:
         limit = int(params["limit"]) if params.get("limit", "").isdigit() else 20
+        if after := params.get("after"):  # cursor paging, as the API does: items after that id
+            ids = [item.get("id") for item in items]
+            items = items[ids.index(after) + 1:] if after in ids else []
         return 200, {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
 
     @staticmethod
