@@ -80,10 +80,7 @@ class OpenAIProvider:
              response_format: dict[str, Any] | None = None) -> ChatResult:
         """One completion; latency is wall time around the call, retries included."""
         model = model or self.chat_model
-        kwargs: dict[str, Any] = {"model": model, "messages": list(messages),
-                                  "temperature": temperature, "max_tokens": max_tokens}
-        if response_format:
-            kwargs["response_format"] = response_format
+        kwargs = _request(model, messages, temperature, max_tokens, response_format)
         started = time.perf_counter()
         try:
             response = self.client.chat.completions.create(**kwargs)
@@ -110,10 +107,7 @@ class OpenAIProvider:
                     stream: bool = False) -> ChatResult:
         """One attempt, no retries; latency (and time to first token when streaming) measured here."""
         model = model or self.chat_model
-        kwargs: dict[str, Any] = {"model": model, "messages": list(messages),
-                                  "temperature": temperature, "max_tokens": max_tokens}
-        if response_format:
-            kwargs["response_format"] = response_format
+        kwargs = _request(model, messages, temperature, max_tokens, response_format)
         client = self._async_client()
         started = time.perf_counter()
         try:
@@ -209,3 +203,13 @@ def _result(response: Any, model: str, latency_ms: float) -> ChatResult:
         latency_ms=latency_ms,
         finish_reason=choice.finish_reason,
     )
+
+
+def _request(model: str, messages: Sequence[Message], temperature: float, max_tokens: int,
+             response_format: dict[str, Any] | None) -> dict[str, Any]:
+    """The chat.completions.create arguments, the same for the sync and the async call."""
+    kwargs: dict[str, Any] = {"model": model, "messages": list(messages),
+                              "temperature": temperature, "max_tokens": max_tokens}
+    if response_format:
+        kwargs["response_format"] = response_format
+    return kwargs

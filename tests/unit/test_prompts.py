@@ -150,13 +150,17 @@ def test_unclosed_for_names_file_and_line(tmp_path: Path) -> None:
     assert "endfor" in message
 
 
-def test_syntax_error_line_is_the_file_line(tmp_path: Path) -> None:
-    # Front matter is lines 1-8, so the broken expression on body line 3 is file line 11.
-    body = "system:\nfine\n{{ question | }}\nuser:\n{{ question }}\n"
+# Front matter is lines 1-8, so a problem on body line 3 is file line 11.
+@pytest.mark.parametrize(("body", "error"), [
+    ("system:\nfine\n{{ question | }}\nuser:\n{{ question }}\n", "Jinja syntax error"),
+    ("system:\n{{ context }}\nHello {{ customer_name }}\nuser:\n{{ question }}\n",
+     "template uses undeclared inputs ['customer_name']"),
+])
+def test_template_errors_name_the_file_line(tmp_path: Path, body: str, error: str) -> None:
     path = _write(tmp_path, body)
     with pytest.raises(PromptError) as err:
         load_prompt(path)
-    assert str(err.value).startswith(f"{path}:11: Jinja syntax error")
+    assert str(err.value).startswith(f"{path}:11: {error}")
 
 
 def test_syntax_error_line_without_front_matter(tmp_path: Path) -> None:
@@ -289,15 +293,6 @@ def test_utf8_bom_does_not_hide_front_matter(tmp_path: Path) -> None:
 
 
 CONTOSO_CHAT = CONTOSO / "prompts" / "chat.prompty"
-
-
-def test_undeclared_variable_error_names_its_line(tmp_path: Path) -> None:
-    # Front matter is lines 1-8; `customer_name` is used on body line 3 = file line 11.
-    body = "system:\n{{ context }}\nHello {{ customer_name }}\nuser:\n{{ question }}\n"
-    path = _write(tmp_path, body)
-    with pytest.raises(PromptError) as err:
-        load_prompt(path)
-    assert str(err.value).startswith(f"{path}:11: template uses undeclared inputs ['customer_name']")
 
 
 def test_names_given_by_the_sample_count_as_declared(tmp_path: Path) -> None:
