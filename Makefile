@@ -41,7 +41,9 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 		--config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}' || rc=$$?; \
 	echo; $(BIN)/llmops status; exit $$rc
 
+# The import contracts (pyproject.toml) are part of the tests: a layer violation fails CI.
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
@@ -52,6 +54,8 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check llmops_pipelines tests bench
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .llmops .pytest_cache

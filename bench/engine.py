@@ -21,15 +21,15 @@ import pandas as pd
 
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.candidates import cross
-from llmops_pipelines.evaluation.cost import Pricing
 from llmops_pipelines.evaluation.embed_memo import MicroBatcher
+from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.evaluation.runner import RunContext, evaluate
 from llmops_pipelines.evaluation.scoring import RowInput, Scorers, score_row
 from llmops_pipelines.prompts import load_prompts
 from llmops_pipelines.providers.openai_provider import OpenAIProvider
-from llmops_pipelines.rag_app import chat_params, render
+from llmops_pipelines.rag.app import chat_params, render
+from llmops_pipelines.rag.retrieval import Retrieved
 from llmops_pipelines.settings import Settings, project_root
-from llmops_pipelines.vectorstore import Retrieved
 from tests.support.openai_server import FakeOpenAIServer
 
 LATENCY_S, CAP_RPS = 0.2, 50.0

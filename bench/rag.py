@@ -14,9 +14,9 @@ from typing import TypeVar
 import pandas as pd
 
 from llmops_pipelines.providers.local import LocalProvider
-from llmops_pipelines.rag import ChunkConfig, chunk_documents
+from llmops_pipelines.rag.chunking import ChunkConfig, chunk_documents
+from llmops_pipelines.rag.vectorstore import ChromaIndex
 from llmops_pipelines.settings import Settings
-from llmops_pipelines.vectorstore import ChromaIndex
 
 T = TypeVar("T")
 SYLLABLES = ["ka", "lo", "mi", "ren", "tas", "vo", "pel", "dri", "sun", "gar", "fen", "bo",

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmops_pipelines import retrieval
 from llmops_pipelines.providers.local import LocalProvider
-from llmops_pipelines.rag import ChunkConfig, chunk_documents
-from llmops_pipelines.rag_app import retrieve_all_modes
+from llmops_pipelines.rag import retrieval
+from llmops_pipelines.rag.app import retrieve_all_modes
+from llmops_pipelines.rag.chunking import ChunkConfig, chunk_documents
+from llmops_pipelines.rag.vectorstore import ChromaIndex
 from llmops_pipelines.settings import Settings
-from llmops_pipelines.vectorstore import ChromaIndex
 
 CONTOSO = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "contoso-outdoors"
 FAQ_SECTION = re.compile(r"^## FAQ\b.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)

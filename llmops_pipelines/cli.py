@@ -18,7 +18,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from llmops_pipelines.deploy import promote_candidate
+    from llmops_pipelines.promotion.deploy import promote_candidate
 
     settings = Settings.from_env()
     done = promote_candidate(settings, args.candidate, args.reason, alias=args.alias)
@@ -31,8 +31,8 @@ def _promote(args: argparse.Namespace) -> int:
 
 def _snapshot(settings: Settings, alias: str) -> None:
     # Keep the deployed prompt file now, so `llmops serve` still finds it after assets/ change.
-    from llmops_pipelines.registry import Registry
-    from llmops_pipelines.serving.champion_app import snapshot_prompt
+    from llmops_pipelines.promotion.deploy import snapshot_prompt
+    from llmops_pipelines.promotion.registry import Registry
 
     deployment = Registry(settings.registry_path).get(alias)
     if deployment is not None:
@@ -43,7 +43,7 @@ def _snapshot(settings: Settings, alias: str) -> None:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from llmops_pipelines.registry import Registry
+    from llmops_pipelines.promotion.registry import Registry
 
     registry = Registry(Settings.from_env().registry_path)
     registry.rollback(args.alias, reason=args.reason)
@@ -53,8 +53,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from llmops_pipelines.deploy import render_history
-    from llmops_pipelines.registry import Registry
+    from llmops_pipelines.promotion.deploy import render_history
+    from llmops_pipelines.promotion.registry import Registry
 
     events = Registry(Settings.from_env().registry_path).history(args.limit)
     print(json.dumps(events, indent=2) if args.json else render_history(events))

@@ -18,10 +18,18 @@ from llmops_pipelines.defs.resources import LlmopsResource
 
 MODULES = [curation, ideation, rag, finetune, evaluation, nightly, promotion, monitoring]
 
+
+
+def resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+    """The run's resources: settings and provider, and the tables under LLMOPS_HOME that use them."""
+    llmops = LlmopsResource()
+    return {"llmops": llmops, "io_manager": TablesIOManager(llmops=llmops)}
+
+
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(MODULES),
     asset_checks=dg.load_asset_checks_from_modules(MODULES),
-    resources={"llmops": LlmopsResource(), "io_manager": TablesIOManager()},
+    resources=resources(),
     sensors=automation.sensors(),
     schedules=automation.schedules(),
     # In-process: the multiprocess executor re-imports the code per step (48 s vs 10 s here).

@@ -18,7 +18,9 @@ import yaml
 
 from llmops_pipelines.errors import PromptError
 from llmops_pipelines.hashing import content_hash
-from llmops_pipelines.providers.base import Message
+
+# One chat message, {'role': ..., 'content': ...}: what prompts render and providers send.
+Message = dict[str, str]
 
 ROLE_LINE = re.compile(r"^\s*#?\s*(system|user|assistant)\s*:\s*$", re.IGNORECASE | re.MULTILINE)
 REFERENCE = re.compile(r"^\$\{(env|file):([^}]+)\}$", re.IGNORECASE)

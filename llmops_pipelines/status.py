@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmops_pipelines.registry import Registry
+from llmops_pipelines.promotion.registry import Registry
 from llmops_pipelines.settings import Settings
 
 METRICS = ("quality", "groundedness", "harm_rate", "cost_usd", "latency_ms_per_token", "coverage")

@@ -8,10 +8,9 @@ from llmops_pipelines.curation import checks
 from llmops_pipelines.curation.synthetic import synthesizer
 from llmops_pipelines.defs.metadata import column_schema, counts, preview
 from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.evaluation.cache import CallCache
-from llmops_pipelines.ideation import chat_text
+from llmops_pipelines.evaluation.cache import CallCache, chat_text
 from llmops_pipelines.prompts import load_prompt
-from llmops_pipelines.rag_app import chat_params
+from llmops_pipelines.rag.app import chat_params
 from llmops_pipelines.schemas import CURATED_DOCUMENTS, CURATED_QA, CURATION_REJECTS
 
 GROUP = "curation"

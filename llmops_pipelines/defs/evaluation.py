@@ -14,7 +14,7 @@ from llmops_pipelines.evaluation import candidates as cands
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.judges import Judges
 from llmops_pipelines.evaluation.runner import RunContext, evaluate
-from llmops_pipelines.rag_app import retrieve
+from llmops_pipelines.rag.app import retrieve
 from llmops_pipelines.settings import Settings
 
 GROUP = "evaluation"
@@ -74,7 +74,8 @@ def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     if qa.empty:
         raise dg.Failure("the eval split is empty: add Q&A pairs to LLMOPS_DATASETS_DIR")
     provider = llmops.provider
-    contexts = retrieve(provider, llmops.index(), qa["question"].tolist(), settings.top_k)
+    contexts = retrieve(provider, llmops.index(), qa["question"].tolist(), settings.top_k,
+                        mode=settings.retrieval)
     versions = {"data": data_version(curated_documents, curated_qa),
                 "index": rag_index["index_version"]}
     cache = CallCache(settings.cache_path)

@@ -3,20 +3,21 @@
 import dagster as dg
 import pandas as pd
 
-from llmops_pipelines import finetune
 from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.finetune_remote import RemoteFineTune
-from llmops_pipelines.finetune_tokens import chat_token_counter
+from llmops_pipelines.finetune import training_file
+from llmops_pipelines.finetune.remote import RemoteFineTune
+from llmops_pipelines.finetune.tokens import chat_token_counter
 from llmops_pipelines.hashing import content_hash
-from llmops_pipelines.rag_app import retrieve
+from llmops_pipelines.rag.app import retrieve
 from llmops_pipelines.settings import Settings
 
 GROUP = "finetune"
 
 
-def _spec_and_counter(settings: Settings) -> tuple[finetune.TrainingSpec, finetune.TokenCounter]:
-    spec = finetune.training_spec(settings.assets_dir / "pricing.yaml",
-                                  settings.finetune_base_model)
+def _spec_and_counter(
+        settings: Settings) -> tuple[training_file.TrainingSpec, training_file.TokenCounter]:
+    spec = training_file.training_spec(settings.assets_dir / "pricing.yaml",
+                                       settings.finetune_base_model)
     return spec, chat_token_counter(settings.provider, settings.finetune_base_model)
 
 
@@ -29,14 +30,15 @@ def finetune_training_file(context: dg.AssetExecutionContext, llmops: LlmopsReso
     train = train.sort_values("qa_id")
     prompts = {p.name: p for p in llmops.prompts()}
     prompt = prompts.get(settings.finetune_prompt) or next(iter(prompts.values()))
-    contexts = retrieve(llmops.provider, llmops.index(), train["question"].tolist(), settings.top_k)
-    examples = finetune.training_examples(prompt, train["question"].tolist(),
+    contexts = retrieve(llmops.provider, llmops.index(), train["question"].tolist(), settings.top_k,
+                        mode=settings.retrieval)
+    examples = training_file.training_examples(prompt, train["question"].tolist(),
                                           train["ground_truth"].tolist(), contexts)
     path = settings.path("finetune", "train.jsonl")
-    data_hash = finetune.write_jsonl(examples, path)
+    data_hash = training_file.write_jsonl(examples, path)
     spec, count = _spec_and_counter(settings)
     # Line-level problems fail here; too few examples only matters once a job would start.
-    report = finetune.validate_training_file(path, min_examples=0, count_tokens=count,
+    report = training_file.validate_training_file(path, min_examples=0, count_tokens=count,
                                              max_tokens=spec.max_example_tokens)
     report.raise_if_invalid()
     for warning in report.over_limit:
@@ -59,7 +61,7 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
         return dg.Output(value, metadata={"skipped": value["skipped"]})
     spec, count = _spec_and_counter(settings)
     path = finetune_training_file["path"]
-    report, usd = finetune.check_before_spend(
+    report, usd = training_file.check_before_spend(
         path, spec, count, epochs=settings.finetune_epochs,
         max_cost_usd=settings.finetune_max_cost_usd, log=context.log.info)
     hyper: dict = {"n_epochs": settings.finetune_epochs}
@@ -76,7 +78,7 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
         value = {"model_id": outcome.model_id, "backend": "openai", "job_id": outcome.job_id,
                  "reused": outcome.reused, "trained_tokens": outcome.trained_tokens}
     else:
-        from llmops_pipelines.finetune_runner import train_local
+        from llmops_pipelines.finetune.local_job import train_local
 
         value = train_local(settings, path, key, hyper, log=context.log.info)
     value.update(base_model=spec.base_model, training_sha=finetune_training_file["sha"],

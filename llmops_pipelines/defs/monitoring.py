@@ -3,11 +3,11 @@
 import dagster as dg
 import pandas as pd
 
-from llmops_pipelines import monitoring
 from llmops_pipelines.defs.metadata import markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.gates import Gates
-from llmops_pipelines.production_log import read_since
+from llmops_pipelines.monitoring import production
+from llmops_pipelines.promotion.gates import Gates
+from llmops_pipelines.serving.production_log import read_since
 
 GROUP = "monitoring"
 
@@ -21,7 +21,7 @@ def production_log(llmops: LlmopsResource) -> dg.DataVersion:
 MONITOR_CHECKS = [dg.AssetCheckSpec(f"monitor_{metric}", asset="production_monitoring",
                                     description=f"served traffic's {metric} within its gate in "
                                                 "assets/gates.yaml")
-                  for metric in monitoring.MONITORED]
+                  for metric in production.MONITORED]
 
 
 @dg.asset(group_name=GROUP, deps=[production_log], check_specs=MONITOR_CHECKS)
@@ -30,15 +30,15 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
     """Scores the traffic logged since the last run with the offline metrics; checks its gates."""
     settings = llmops.settings
     cursor_path = settings.home / "monitoring" / "cursor.json"
-    window = read_since(settings.production_log_path, monitoring.load_cursor(cursor_path))
+    window = read_since(settings.production_log_path, production.load_cursor(cursor_path))
     provider = llmops.provider
-    chosen = monitoring.sample(window.exchanges, settings.monitor_sample)
-    scored = monitoring.score(window.exchanges, {e["id"] for e in chosen}, provider.embed,
+    chosen = production.sample(window.exchanges, settings.monitor_sample)
+    scored = production.score(window.exchanges, {e["id"] for e in chosen}, provider.embed,
                               provider.moderate, llmops.pricing())
     eval_questions = curated_qa.loc[curated_qa["split"] == "eval", "question"].tolist()
-    drift = monitoring.question_drift([e["question"] for e in window.exchanges], eval_questions,
+    drift = production.question_drift([e["question"] for e in window.exchanges], eval_questions,
                                       provider.embed)
-    summary = monitoring.summarise(scored, window.feedback, drift)
+    summary = production.summarise(scored, window.feedback, drift)
     if window.rejects:
         context.log.warning(f"{len(window.rejects)} unreadable production-log lines, first: "
                             f"{window.rejects[0]['path']}:{window.rejects[0]['line']}: "
@@ -47,7 +47,7 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
         old = pd.read_parquet(path) if path.exists() else None
         pd.concat([old, pd.DataFrame(window.rejects)]).to_parquet(path, index=False)
     gates = Gates.load(settings.assets_dir / "gates.yaml", settings.provider)
-    results = monitoring.checks(summary, gates)
+    results = production.checks(summary, gates)
     yield dg.Output(scored, metadata={
         **{k: (float(v) if isinstance(v, float) else v) for k, v in summary.items()},
         "log_bytes": f"{window.start}..{window.end}", "rejected_lines": len(window.rejects),
@@ -60,4 +60,4 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
         yield dg.AssetCheckResult(check_name=f"monitor_{r.metric}", passed=r.passed,
                                   description=r.description)
     # Only once the scores are stored: a failed run re-reads the same window next time.
-    monitoring.save_cursor(cursor_path, window.end)
+    production.save_cursor(cursor_path, window.end)

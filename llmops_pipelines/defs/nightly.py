@@ -13,15 +13,15 @@ from llmops_pipelines.defs.evaluation import GROUP, _candidate_objects, _run_con
 from llmops_pipelines.defs.metadata import markdown_table
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.errors import BudgetExceededError, LlmopsError
-from llmops_pipelines.evaluation import drift
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.candidates import Candidate
 from llmops_pipelines.evaluation.runner import evaluate
-from llmops_pipelines.gates import Gates
-from llmops_pipelines.paired_bootstrap import rows_frame
-from llmops_pipelines.rag_app import retrieve
-from llmops_pipelines.registry import Registry
-from llmops_pipelines.serving.champion_app import snapshot_prompt
+from llmops_pipelines.monitoring import drift
+from llmops_pipelines.promotion.deploy import snapshot_prompt
+from llmops_pipelines.promotion.gates import Gates
+from llmops_pipelines.promotion.paired_bootstrap import rows_frame
+from llmops_pipelines.promotion.registry import Registry
+from llmops_pipelines.rag.app import retrieve
 
 CHECK = "no_provider_drift"
 TABLE_COLUMNS = ["candidate_id", "split", "rows", "quality", "groundedness", "quality_diff",
@@ -78,7 +78,8 @@ def nightly_reevaluation(context: dg.AssetExecutionContext, llmops: LlmopsResour
         night, rows = previous
         baselines.update({(str(cid), "test"): drift.Baseline(f"nightly {night}", group)
                           for cid, group in rows[rows["split"] == "test"].groupby("candidate_id")})
-    contexts = retrieve(llmops.provider, llmops.index(), qa["question"].tolist(), settings.top_k)
+    contexts = retrieve(llmops.provider, llmops.index(), qa["question"].tolist(), settings.top_k,
+                        mode=settings.retrieval)
     versions = {"data": data_version(curated_documents, curated_qa),
                 "index": rag_index["index_version"]}
     cache = CallCache(settings.cache_path)

@@ -6,14 +6,13 @@ import dagster as dg
 import pandas as pd
 
 from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.deploy import champion_contender
 from llmops_pipelines.errors import LlmopsError
 from llmops_pipelines.hashing import content_hash
-from llmops_pipelines.paired_bootstrap import keep_rows
-from llmops_pipelines.promotion import GATED_METRICS, Contender, Gates, choose
-from llmops_pipelines.promotion_report import decision_record, evidence_table
-from llmops_pipelines.registry import Registry
-from llmops_pipelines.serving.champion_app import snapshot_prompt
+from llmops_pipelines.promotion.decide import GATED_METRICS, Contender, Gates, choose
+from llmops_pipelines.promotion.deploy import champion_contender, snapshot_prompt
+from llmops_pipelines.promotion.paired_bootstrap import keep_rows
+from llmops_pipelines.promotion.registry import Registry
+from llmops_pipelines.promotion.report import decision_record, evidence_table
 
 GROUP = "promotion"
 GATE_CHECKS = [dg.AssetCheckSpec(f"gate_{metric}", asset="promotion_decision", blocking=True,

@@ -6,11 +6,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from llmops_pipelines import rag, retrieval
 from llmops_pipelines.defs.metadata import markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.errors import SettingsError
-from llmops_pipelines.rag_app import retrieve, retrieve_all_modes
+from llmops_pipelines.promotion.gates import load_recall_gate
+from llmops_pipelines.rag import chunking, retrieval
+from llmops_pipelines.rag.app import retrieve, retrieve_all_modes
 
 GROUP = "rag"
 KS = (1, 3, 5, 10)
@@ -22,7 +23,7 @@ def _tokenizer(llmops: LlmopsResource) -> tuple[str, Callable[[str], int]]:
     """The embedding model's own token count when the provider has one, else ~4 chars a token."""
     count = getattr(llmops.provider, "count_tokens", None)
     if count is None:
-        return "approx (4 chars a token)", rag.approx_tokens
+        return "approx (4 chars a token)", chunking.approx_tokens
     return f"{llmops.settings.embedding_model} tokenizer", count
 
 
@@ -35,9 +36,9 @@ def rag_chunks(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     if limit and settings.chunk_tokens > limit:
         raise SettingsError(f"LLMOPS_CHUNK_TOKENS={settings.chunk_tokens} exceeds the "
                             f"{limit} tokens {settings.embedding_model} embeds; lower it")
-    config = rag.ChunkConfig(settings.chunk_tokens, settings.chunk_overlap)
+    config = chunking.ChunkConfig(settings.chunk_tokens, settings.chunk_overlap)
     tokenizer, count = _tokenizer(llmops)
-    chunks = rag.chunk_documents(curated_documents, config, count)
+    chunks = chunking.chunk_documents(curated_documents, config, count)
     tokens = [count(t) for t in chunks["text"]]
     context.log.info(f"{len(chunks)} chunks from {len(curated_documents)} documents ({tokenizer})")
     return dg.Output(chunks, metadata={
@@ -119,7 +120,8 @@ def sample_queries_return_results(llmops: LlmopsResource,
     picks = np.linspace(0, len(rag_chunks) - 1, min(SAMPLE_QUERIES, len(rag_chunks))).astype(int)
     sample = rag_chunks.iloc[np.unique(picks)]
     queries = [text.split("\n", 1)[0] for text in sample["text"]]
-    found = retrieve(llmops.provider, llmops.index(), queries, llmops.settings.top_k)
+    found = retrieve(llmops.provider, llmops.index(), queries, llmops.settings.top_k,
+                     mode=llmops.settings.retrieval)
     own_doc = sum(d in {r.doc_id for r in hits} for d, hits in zip(sample["doc_id"], found,
                                                                      strict=True))
     return dg.AssetCheckResult(
@@ -134,7 +136,7 @@ def recall_at_5_above_gate(llmops: LlmopsResource,
                            retrieval_evaluation: pd.DataFrame) -> dg.AssetCheckResult:
     """recall@5 of the configured retrieval mode meets `retrieval.recall_at_5` in gates.yaml."""
     gates = llmops.settings.assets_dir / "gates.yaml"
-    gate = retrieval.load_recall_gate(gates)
+    gate = load_recall_gate(gates)
     mode = llmops.settings.retrieval
     row = retrieval_evaluation[(retrieval_evaluation["mode"] == mode)
                                & (retrieval_evaluation["k"] == GATE_K)]

@@ -6,11 +6,11 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from llmops_pipelines.evaluation.cost import Pricing
+from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.prompts import Prompt, load_prompts
 from llmops_pipelines.providers import Provider, make_provider
+from llmops_pipelines.rag.vectorstore import ChromaIndex
 from llmops_pipelines.settings import Settings
-from llmops_pipelines.vectorstore import ChromaIndex
 
 
 class LlmopsResource(dg.ConfigurableResource):

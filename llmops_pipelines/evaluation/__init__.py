@@ -1,5 +1,5 @@
 """Batch evaluation: one module per metric, a cache, a runner and the aggregation."""
 
-from llmops_pipelines.evaluation.metric import Score
+from llmops_pipelines.evaluation.metrics.metric import Score
 
 __all__ = ["Score"]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmops_pipelines.errors import BudgetExceededError
-from llmops_pipelines.evaluation.cost import Price
+from llmops_pipelines.evaluation.metrics.cost import Price
 from llmops_pipelines.providers.base import Message
 
 # About four characters per token for English text with the common BPE tokenizers; each

@@ -6,8 +6,13 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from llmops_pipelines.errors import LlmopsError
+from llmops_pipelines.hashing import content_hash
+from llmops_pipelines.providers.base import ChatResult, Message, Provider
 
 
 class CallCache:
@@ -66,3 +71,32 @@ class CallCache:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+CallOutcome = tuple[ChatResult | None, bool, str | None]  # (result, from the cache?, error)
+
+
+def cached_chat(provider: Provider, cache: CallCache, key: str, messages: list[Message],
+                model: str, params: dict[str, Any], kind: str = "chat") -> CallOutcome:
+    """A cached answer is reused; a failed call comes back as an error string, never raised."""
+    hit = cache.get(key)
+    if hit is not None:
+        return ChatResult.from_dict(hit), True, None
+    try:
+        result = provider.chat(messages, model=model, **params)
+    except LlmopsError as exc:
+        return None, False, str(exc)[:500]
+    cache.put(key, kind, result.to_dict())
+    return result, False, None
+
+
+def chat_text(provider: Provider, cache: CallCache, model: str, params: dict[str, Any],
+              purpose: str) -> Callable[[list[Message]], str]:
+    """A messages -> text function over cached_chat, keyed by purpose (e.g. 'synthetic-qa')."""
+
+    def chat(messages: list[Message]) -> str:
+        key = content_hash(provider.cache_namespace, purpose, messages, model, params, length=32)
+        result, _, error = cached_chat(provider, cache, key, messages, model, params, purpose)
+        return result.text if result else f"(call failed: {error})"
+
+    return chat

@@ -14,8 +14,8 @@ from typing import Any
 from llmops_pipelines.errors import ProviderError
 from llmops_pipelines.evaluation.budget import Budget, CallEstimate
 from llmops_pipelines.evaluation.cache import CallCache
-from llmops_pipelines.evaluation.cost import Pricing
 from llmops_pipelines.evaluation.limiter import AdaptiveLimiter, RetryPolicy, with_retries
+from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.providers.base import ChatResult, Message, Provider
 
 

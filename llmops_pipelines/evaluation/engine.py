@@ -18,12 +18,12 @@ import pyarrow as pa
 
 from llmops_pipelines.evaluation.budget import BudgetStop
 from llmops_pipelines.evaluation.calls import ModelCalls
-from llmops_pipelines.evaluation.cost import cost_score
-from llmops_pipelines.evaluation.latency import latency_score, ttft_score
+from llmops_pipelines.evaluation.metrics.cost import cost_score
+from llmops_pipelines.evaluation.metrics.latency import latency_score, ttft_score
 from llmops_pipelines.evaluation.plan import RowPlan
 from llmops_pipelines.evaluation.scoring import RowInput, Scorers, score_row, unscored
 from llmops_pipelines.providers.base import ChatResult
-from llmops_pipelines.rag_app import render
+from llmops_pipelines.rag.app import render
 from llmops_pipelines.schemas import EVALUATION_ROWS
 
 ORDER = "_order"

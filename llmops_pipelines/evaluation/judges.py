@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmops_pipelines.evaluation.metric import Score
-from llmops_pipelines.evaluation.quality import judge_score
+from llmops_pipelines.evaluation.metrics.metric import Score
+from llmops_pipelines.evaluation.metrics.quality import judge_score
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.prompts import Prompt, load_prompt
 from llmops_pipelines.providers.base import Message

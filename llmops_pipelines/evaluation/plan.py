@@ -10,12 +10,12 @@ import pandas as pd
 
 from llmops_pipelines.evaluation.budget import CHARS_PER_TOKEN
 from llmops_pipelines.evaluation.candidates import Candidate
-from llmops_pipelines.evaluation.cost import Pricing
 from llmops_pipelines.evaluation.judges import Judges
+from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.providers.base import Message
-from llmops_pipelines.rag_app import chat_params, render
-from llmops_pipelines.vectorstore import Retrieved
+from llmops_pipelines.rag.app import chat_params, render
+from llmops_pipelines.rag.retrieval import Retrieved
 
 
 def answer_key(namespace: str, messages: Sequence[Message], model: str, params: dict[str, Any],

@@ -22,18 +22,18 @@ from llmops_pipelines.evaluation.budget import Budget, exceeded
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.calls import ModelCalls
 from llmops_pipelines.evaluation.candidates import Candidate
-from llmops_pipelines.evaluation.cost import Pricing
 from llmops_pipelines.evaluation.embed_memo import MicroBatcher
 from llmops_pipelines.evaluation.engine import Engine, RowSink, make_row
 from llmops_pipelines.evaluation.judges import JudgeReply, Judges
 from llmops_pipelines.evaluation.limiter import AdaptiveLimiter, RetryPolicy, with_retries
+from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.evaluation.plan import RowPlan, answer_key, judge_key
 from llmops_pipelines.evaluation.scoring import EVALUATOR_VERSION, Scorers
 from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.providers.base import ChatResult, Message, Provider
-from llmops_pipelines.rag_app import chat_params, render
+from llmops_pipelines.rag.app import chat_params, render
+from llmops_pipelines.rag.retrieval import Retrieved
 from llmops_pipelines.schemas import EVALUATION_ROWS, conform
-from llmops_pipelines.vectorstore import Retrieved
 
 log = logging.getLogger(__name__)
 PLAN_CHUNK = 1000  # rows looked up in the cache per query batch

@@ -12,13 +12,18 @@ import numpy as np
 
 from llmops_pipelines.errors import ProviderError
 from llmops_pipelines.evaluation.embed_memo import MicroBatcher
-from llmops_pipelines.evaluation.groundedness import METHOD as LOCAL_GROUNDEDNESS
-from llmops_pipelines.evaluation.groundedness import groundedness
-from llmops_pipelines.evaluation.harm import harm_score
 from llmops_pipelines.evaluation.judges import JudgeCall, Judges, JudgeVerdict, context_text, run_judge
-from llmops_pipelines.evaluation.metric import Score
-from llmops_pipelines.evaluation.quality import answer_relevance, answer_similarity, combine, token_f1
-from llmops_pipelines.evaluation.text import sentences
+from llmops_pipelines.evaluation.metrics.groundedness import METHOD as LOCAL_GROUNDEDNESS
+from llmops_pipelines.evaluation.metrics.groundedness import groundedness
+from llmops_pipelines.evaluation.metrics.harm import harm_score
+from llmops_pipelines.evaluation.metrics.metric import Score
+from llmops_pipelines.evaluation.metrics.quality import (
+    answer_relevance,
+    answer_similarity,
+    combine,
+    token_f1,
+)
+from llmops_pipelines.evaluation.metrics.text import sentences
 from llmops_pipelines.providers.base import ModerationResult
 
 # Bump when a metric's definition changes: cached metrics of older versions are recomputed.

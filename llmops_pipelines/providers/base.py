@@ -10,7 +10,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-Message = dict[str, str]
+from llmops_pipelines.prompts import Message
+
+__all__ = ["ChatResult", "Message", "ModerationResult", "Provider", "ProviderStats", "l2_normalise"]
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,16 @@ from typing import Any
 import numpy as np
 
 from llmops_pipelines.errors import ProviderError
-from llmops_pipelines.finetune_runner import GGUF_NAME, LOCAL_FT_PREFIX, local_model_dir
 from llmops_pipelines.providers.base import ChatResult, Message, ModerationResult, ProviderStats
+from llmops_pipelines.providers.harm_lexicon import lexicon_verdict
 from llmops_pipelines.providers.local_embed import MAX_TOKENS as EMBED_MAX_TOKENS
 from llmops_pipelines.providers.local_embed import MiniLMEmbedder
-from llmops_pipelines.providers.local_files import smollm2_gguf
+from llmops_pipelines.providers.local_files import (
+    GGUF_NAME,
+    LOCAL_FT_PREFIX,
+    local_model_dir,
+    smollm2_gguf,
+)
 from llmops_pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -130,7 +135,5 @@ class LocalProvider:
 
     def moderate(self, texts: Sequence[str]) -> list[ModerationResult]:
         # No offline harm classifier exists on the registries: an honest, labelled heuristic.
-        from llmops_pipelines.evaluation.harm import lexicon_verdict
-
         self.stats.record("moderate", len(texts))
         return [lexicon_verdict(t) for t in texts]

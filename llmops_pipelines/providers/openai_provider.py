@@ -165,7 +165,7 @@ class OpenAIProvider:
 
     def moderate(self, texts: Sequence[str]) -> list[ModerationResult]:
         """The moderation endpoint; servers without one (vLLM, Ollama) fall back, labelled."""
-        from llmops_pipelines.evaluation.harm import lexicon_verdict
+        from llmops_pipelines.providers.harm_lexicon import lexicon_verdict
 
         if self._moderation_available:
             try:

@@ -15,8 +15,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from llmops_pipelines.errors import LlmopsError, ProviderError
-from llmops_pipelines.production_log import ProductionLog
 from llmops_pipelines.serving.champion_app import ChampionApp, NoChampionError, exchange_record
+from llmops_pipelines.serving.production_log import ProductionLog
 
 log = logging.getLogger(__name__)
 RATINGS = {"up": 1, "down": -1, "1": 1, "-1": -1}

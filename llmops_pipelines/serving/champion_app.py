@@ -7,41 +7,25 @@ the provider's chat with rag_app.chat_params, so what was measured is what is se
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from llmops_pipelines.errors import LlmopsError, PromptError
-from llmops_pipelines.prompts import Prompt, load_prompt, load_prompts
+from llmops_pipelines.errors import LlmopsError
+from llmops_pipelines.promotion.deploy import snapshot_prompt
+from llmops_pipelines.promotion.registry import Deployment, Registry
+from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.providers import Provider, make_provider
 from llmops_pipelines.providers.base import ChatResult
-from llmops_pipelines.rag_app import chat_params, render, retrieve
-from llmops_pipelines.registry import Deployment, Registry
+from llmops_pipelines.rag.app import chat_params, render, retrieve
+from llmops_pipelines.rag.retrieval import Retrieved
+from llmops_pipelines.rag.vectorstore import ChromaIndex
 from llmops_pipelines.settings import Settings
-from llmops_pipelines.vectorstore import ChromaIndex, Retrieved
 
 
 class NoChampionError(LlmopsError):
     """Nothing is deployed yet."""
-
-
-def snapshot_prompt(settings: Settings, deployment: Deployment) -> Prompt:
-    """The deployment's prompt, kept under LLMOPS_HOME so later edits to assets/ change nothing."""
-    folder = settings.home / "deployments" / deployment.deployment_id
-    kept = folder / f"{deployment.prompt_name}.prompty"
-    if kept.exists():
-        return load_prompt(kept)
-    for prompt in load_prompts(settings.assets_dir / "prompts"):
-        if prompt.version == deployment.prompt_version:
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(prompt.path, kept)
-            return prompt
-    raise PromptError(f"deployment {deployment.deployment_id} needs prompt "
-                      f"{deployment.prompt_name!r} version {deployment.prompt_version}, which is "
-                      f"no longer in {settings.assets_dir / 'prompts'}; restore it or promote "
-                      "a re-evaluated candidate")
 
 
 @dataclass(frozen=True)
@@ -83,7 +67,8 @@ class ChampionApp:
     def answer(self, question: str) -> Served:
         """Retrieve, render and chat, exactly as evaluation does for this deployment."""
         deployment, prompt = self.champion()
-        contexts = retrieve(self.provider, self.index(), [question], self.settings.top_k)[0]
+        contexts = retrieve(self.provider, self.index(), [question], self.settings.top_k,
+                            mode=self.settings.retrieval)[0]
         messages = render(prompt, question, contexts)
         params: dict[str, Any] = {**chat_params(prompt, {"max_tokens": self.settings.max_tokens}),
                                   **json.loads(deployment.params or "{}")}

@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from llmops_pipelines.errors import SettingsError
-from llmops_pipelines.production_log import ProductionLog
+from llmops_pipelines.serving.production_log import ProductionLog
 from llmops_pipelines.settings import Settings
 
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.integration.test_ui import free_port, graphql
-from tests.unit.test_automation import serve_webhook
+from tests.support.webhook import serve_webhook
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE_TOKEN = "serve-token-must-not-leak"

@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 
 from llmops_pipelines.curation import curate
+from llmops_pipelines.definitions import resources
 from llmops_pipelines.defs import curation as curation_defs
-from llmops_pipelines.defs.io import TablesIOManager
-from llmops_pipelines.defs.resources import LlmopsResource
-from tests.conftest import CONTOSO
+from tests.conftest import CONTOSO, needs_contoso
 
 # Independent of the scrubber's own patterns, on purpose.
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE = re.compile(r"\b\d{3}[-. ]\d{3}[-. ]\d{4}\b|\+\d[\d -]{7,}\d")
 TABLES = ("curated_documents", "curated_qa", "curation_rejects")
+pytestmark = needs_contoso
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_contoso_version_stable_and_adding_a_document_moves_nothing(contoso, tmp
 def _curation_defs() -> dg.Definitions:
     return dg.Definitions(assets=[curation_defs.curated],
                           asset_checks=dg.load_asset_checks_from_modules([curation_defs]),
-                          resources={"llmops": LlmopsResource(), "io_manager": TablesIOManager()})
+                          resources=resources())
 
 
 def test_contoso_through_dagster_with_every_check(isolated_home: Path, monkeypatch) -> None:

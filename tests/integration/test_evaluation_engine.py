@@ -16,13 +16,13 @@ from llmops_pipelines.errors import BudgetExceededError
 from llmops_pipelines.evaluation.aggregate import summarise
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.candidates import Candidate, cross
-from llmops_pipelines.evaluation.cost import Pricing
 from llmops_pipelines.evaluation.judges import Judges
+from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.evaluation.runner import RunContext, evaluate
 from llmops_pipelines.prompts import load_prompts
 from llmops_pipelines.providers.openai_provider import OpenAIProvider
+from llmops_pipelines.rag.retrieval import Retrieved
 from llmops_pipelines.settings import Settings
-from llmops_pipelines.vectorstore import Retrieved
 from tests.support.openai_server import FakeOpenAIServer
 
 REPO = Path(__file__).resolve().parents[2]

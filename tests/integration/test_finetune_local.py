@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from llama_cpp import Llama
 
-from llmops_pipelines.finetune_local import TransformersChat, export_gguf, train_lora
+from llmops_pipelines.finetune.lora import TransformersChat, export_gguf, train_lora
 from llmops_pipelines.providers.local import LocalProvider
 from llmops_pipelines.providers.local_files import smollm2_gguf
 from llmops_pipelines.settings import Settings

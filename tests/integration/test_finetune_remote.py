@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from llmops_pipelines.errors import FineTuneError
-from llmops_pipelines.finetune import training_spec
-from llmops_pipelines.finetune_remote import RemoteFineTune
-from llmops_pipelines.finetune_tokens import chat_token_counter
+from llmops_pipelines.finetune.remote import RemoteFineTune
+from llmops_pipelines.finetune.tokens import chat_token_counter
+from llmops_pipelines.finetune.training_file import training_spec
 from tests.support.finetune_files import (
     chat_line,
     failure,

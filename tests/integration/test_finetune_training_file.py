@@ -10,9 +10,9 @@ import pandas as pd
 
 from llmops_pipelines.definitions import defs
 from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.finetune_tokens import chat_token_counter
+from llmops_pipelines.finetune.tokens import chat_token_counter
 from llmops_pipelines.prompts import load_prompts
-from llmops_pipelines.rag_app import render, retrieve
+from llmops_pipelines.rag.app import render, retrieve
 
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = dg.AssetSelection.groups("curation", "rag")
@@ -41,7 +41,8 @@ def test_training_file_renders_the_evaluated_prompt_over_the_train_split(
     assert value["prompt_version"] == prompt.version
     llmops = LlmopsResource()
     questions = train["question"].tolist()[:3]
-    contexts = retrieve(llmops.provider, llmops.index(), questions, llmops.settings.top_k)
+    contexts = retrieve(llmops.provider, llmops.index(), questions, llmops.settings.top_k,
+                        mode=llmops.settings.retrieval)
     for line, question, found in zip(lines, questions, contexts, strict=False):
         messages = json.loads(line)["messages"]
         assert found and found[0].text in messages[-2]["content"] + messages[0]["content"]

@@ -8,15 +8,14 @@ import dagster as dg
 import pandas as pd
 
 from llmops_pipelines.curation import curate
+from llmops_pipelines.definitions import resources
 from llmops_pipelines.defs import curation as curation_defs
 from llmops_pipelines.defs import ideation as ideation_defs
 from llmops_pipelines.defs import rag as rag_defs
-from llmops_pipelines.defs.io import TablesIOManager
-from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.prompts import load_prompts
 from tests.conftest import REPO
 
-RESOURCES = {"llmops": LlmopsResource(), "io_manager": TablesIOManager()}
+RESOURCES = resources()
 
 
 def _playground_run(run_config: dict | None = None) -> dg.ExecuteInProcessResult:

@@ -13,12 +13,12 @@ from llmops_pipelines.definitions import defs
 from llmops_pipelines.defs import automation_alerts
 from llmops_pipelines.evaluation.candidates import Candidate
 from llmops_pipelines.hashing import stable_json
-from llmops_pipelines.paired_bootstrap import keep_rows
+from llmops_pipelines.promotion.paired_bootstrap import keep_rows
+from llmops_pipelines.promotion.registry import Registry
 from llmops_pipelines.prompts import load_prompts
-from llmops_pipelines.registry import Registry
 from tests.integration.test_evaluation_assets import chat_calls
 from tests.integration.test_lifecycle import table
-from tests.unit.test_automation import serve_webhook
+from tests.support.webhook import serve_webhook
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 3  # questions per split

@@ -9,7 +9,7 @@ import dagster as dg
 
 from llmops_pipelines.cli import main as llmops_main
 from llmops_pipelines.definitions import defs
-from llmops_pipelines.registry import Registry
+from llmops_pipelines.promotion.registry import Registry
 from tests.support.eval_tables import candidate_rows, write_evaluation
 
 CHAMPION, WORSE, BETTER = "champ@gpt-4o-mini#1", "ungrounded@gpt-4o-mini#2", "better@gpt-4o-mini#3"

@@ -15,11 +15,11 @@ from chromadb.config import Settings as ChromaSettings
 from llmops_pipelines.errors import ProviderError
 from llmops_pipelines.providers import make_provider
 from llmops_pipelines.providers.local import LocalProvider
-from llmops_pipelines.rag import ChunkConfig, chunk_documents, index_version
-from llmops_pipelines.rag_app import retrieve
+from llmops_pipelines.rag.app import retrieve
+from llmops_pipelines.rag.chunking import ChunkConfig, chunk_documents, index_version
+from llmops_pipelines.rag.vectorstore import EMBED_BATCH, ChromaIndex, collection_name
 from llmops_pipelines.settings import Settings
-from llmops_pipelines.vectorstore import EMBED_BATCH, ChromaIndex, collection_name
-from tests.conftest import CONTOSO
+from tests.conftest import CONTOSO, needs_contoso
 from tests.support.chroma_server import ChromaServer
 
 CONFIG = ChunkConfig(max_tokens=48)
@@ -210,7 +210,7 @@ def test_retrieval_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     question = ["Which fuel canister does the stove burner take?"]
     for mode in ("vector", "bm25", "hybrid"):
         monkeypatch.setenv("LLMOPS_RETRIEVAL", mode)
-        hits = retrieve(provider, index, question, 3)[0]
+        hits = retrieve(provider, index, question, 3, mode="vector")[0]
         assert len(hits) == 3 and hits[0].doc_id == "stove", mode
     # BM25 scores and fused RRF scores are not cosines: each mode ranks by its own score.
     bm25 = retrieve(provider, index, question, 3, mode="bm25")[0]
@@ -248,6 +248,7 @@ def test_chroma_server_through_llmops_chroma_url(tmp_path: Path, openai_env,
         assert index.index_version == report.index_version
 
 
+@needs_contoso
 def test_contoso_manuals_chunk_within_the_embedders_token_budget() -> None:
     """Real markdown written elsewhere, cut by MiniLM's own tokenizer: no chunk over budget."""
     provider = LocalProvider(Settings.from_env())

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from llmops_pipelines.registry import Registry
+from llmops_pipelines.promotion.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 VERSIONS = {"index": "idx", "data": "data"}
 # The child promotes B over A and stops dead (sleeps) at `stop`, where the test SIGKILLs it.
 CHILD = textwrap.dedent("""
     import sys, time
-    from llmops_pipelines.registry import Registry
+    from llmops_pipelines.promotion.registry import Registry
 
     path, stop = sys.argv[1], sys.argv[2]
 

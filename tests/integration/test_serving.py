@@ -21,8 +21,8 @@ import pytest
 
 from llmops_pipelines.cli import main as llmops_main
 from llmops_pipelines.definitions import defs
+from llmops_pipelines.promotion.registry import Registry
 from llmops_pipelines.prompts import load_prompts
-from llmops_pipelines.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "serve-token-for-tests-0123456789"

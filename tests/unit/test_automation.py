@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +10,7 @@ import pytest
 from llmops_pipelines.automation import alerts, triggers
 from llmops_pipelines.automation.watch import Snapshot, fingerprint
 from llmops_pipelines.errors import SettingsError
+from tests.support.webhook import SECRET_ENV
 
 
 def write(path: Path, text: str) -> Path:
@@ -86,11 +83,6 @@ def test_run_tags_are_short() -> None:
     assert tags["llmops/trigger"] == "data" and len(tags["llmops/why"]) == 200
 
 
-SECRET_ENV = {"OPENAI_API_KEY": "sk-live-abcdefghijklmnop", "LLMOPS_SERVE_TOKEN": "serve-tok-123456",
-              "LLMOPS_ALERT_WEBHOOK": "https://hooks.example/T0/secret-path",
-              "LLMOPS_MAX_TOKENS": "2000", "HOME": "/home/someone"}
-
-
 def test_alert_payload_never_carries_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SECRET_ENV.items():
         monkeypatch.setenv(name, value)
@@ -109,54 +101,3 @@ def test_alert_payload_never_carries_a_secret(monkeypatch: pytest.MonkeyPatch) -
     assert payload["details"]["max_tokens"] == 2000 and payload["details"]["rows"] == 3
     assert payload["kind"] == "run_failure" and payload["text"].startswith("[llmops] run failed")
     assert alerts.REDACTED in payload["details"]["message"]
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-    status = 200
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(type(self).status)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def serve_webhook() -> Iterator[tuple[str, type[_Hook]]]:
-    """A local webhook receiver on a free port: (url, handler class holding what it received)."""
-    handler = type("Hook", (_Hook,), {"received": [], "status": 200})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, type[_Hook]]]:
-    with serve_webhook() as served:
-        yield served
-
-
-def test_post_alert_delivers_json(webhook) -> None:
-    url, hook = webhook
-    assert alerts.post_alert(url, {"kind": "x", "n": 1}) is None
-    assert hook.received == [{"kind": "x", "n": 1}]
-
-
-def test_post_alert_never_raises_and_hides_the_url(webhook, tmp_path: Path) -> None:
-    url, hook = webhook
-    hook.status = 500
-    assert alerts.post_alert(url, {}) == "the webhook answered HTTP 500"
-    closed = url.rsplit(":", 1)[0] + ":1/hook?token=abc"  # nothing listens on port 1
-    error = alerts.post_alert(closed, {}, timeout_s=2)
-    assert error is not None and "unreachable" in error and "token=abc" not in error
-    error = alerts.post_alert("not a url with secret-xyz", {})
-    assert error is not None and "secret-xyz" not in error

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from llmops_pipelines.errors import LlmopsError
-from llmops_pipelines.evaluation import drift
-from llmops_pipelines.gates import Gates
+from llmops_pipelines.monitoring import drift
+from llmops_pipelines.promotion.gates import Gates
 
 REPO = Path(__file__).resolve().parents[2]
 

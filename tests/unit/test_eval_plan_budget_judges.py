@@ -13,11 +13,11 @@ import pytest
 from llmops_pipelines.errors import BudgetExceededError
 from llmops_pipelines.evaluation.budget import Budget, BudgetStop, CallEstimate, exceeded
 from llmops_pipelines.evaluation.candidates import cross
-from llmops_pipelines.evaluation.cost import Price, Pricing
 from llmops_pipelines.evaluation.judges import JudgeReply, Judges, aggregate, run_judge
+from llmops_pipelines.evaluation.metrics.cost import Price, Pricing
 from llmops_pipelines.evaluation.plan import estimate_usd, judge_key, plan_rows
 from llmops_pipelines.prompts import load_prompts
-from llmops_pipelines.vectorstore import Retrieved
+from llmops_pipelines.rag.retrieval import Retrieved
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPTS = load_prompts(REPO / "assets" / "prompts")

@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from llmops_pipelines.errors import DataError, FineTuneError
-from llmops_pipelines.finetune import (
+from llmops_pipelines.finetune.tokens import chat_token_counter
+from llmops_pipelines.finetune.training_file import (
     TrainingSpec,
     check_before_spend,
     training_spec,
     validate_training_file,
 )
-from llmops_pipelines.finetune_tokens import chat_token_counter
 
 REPO = Path(__file__).resolve().parents[2]
 PRICING = REPO / "assets" / "pricing.yaml"

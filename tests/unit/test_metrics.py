@@ -15,13 +15,13 @@ import pytest
 
 from llmops_pipelines.errors import DataError, ProviderError
 from llmops_pipelines.evaluation.aggregate import bootstrap_ci, summarise
-from llmops_pipelines.evaluation.cost import Price, Pricing, cost_score
 from llmops_pipelines.evaluation.embed_memo import MicroBatcher
-from llmops_pipelines.evaluation.groundedness import groundedness
-from llmops_pipelines.evaluation.harm import LEXICON_SOURCE, harm_score, lexicon_verdict
-from llmops_pipelines.evaluation.latency import latency_score, ttft_score
-from llmops_pipelines.evaluation.metric import Score
-from llmops_pipelines.evaluation.quality import (
+from llmops_pipelines.evaluation.metrics.cost import Price, Pricing, cost_score
+from llmops_pipelines.evaluation.metrics.groundedness import groundedness
+from llmops_pipelines.evaluation.metrics.harm import LEXICON_SOURCE, harm_score, lexicon_verdict
+from llmops_pipelines.evaluation.metrics.latency import latency_score, ttft_score
+from llmops_pipelines.evaluation.metrics.metric import Score
+from llmops_pipelines.evaluation.metrics.quality import (
     answer_relevance,
     answer_similarity,
     combine,
@@ -29,8 +29,8 @@ from llmops_pipelines.evaluation.quality import (
     judge_score,
     token_f1,
 )
+from llmops_pipelines.evaluation.metrics.text import is_abstention, numbers, sentences, squad_tokens
 from llmops_pipelines.evaluation.scoring import RowInput, Scorers, score_row, unscored
-from llmops_pipelines.evaluation.text import is_abstention, numbers, sentences, squad_tokens
 from llmops_pipelines.providers.base import ChatResult, ModerationResult
 from llmops_pipelines.schemas import EVALUATION_ROWS, EVALUATION_SUMMARY
 

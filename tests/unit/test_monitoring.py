@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from llmops_pipelines.errors import LlmopsError
-from llmops_pipelines.evaluation.cost import Pricing
-from llmops_pipelines.evaluation.harm import lexicon_verdict
-from llmops_pipelines.gates import Gates
-from llmops_pipelines.monitoring import (
+from llmops_pipelines.evaluation.metrics.cost import Pricing
+from llmops_pipelines.evaluation.metrics.harm import lexicon_verdict
+from llmops_pipelines.monitoring.production import (
     checks,
     load_cursor,
     question_drift,
@@ -22,7 +21,8 @@ from llmops_pipelines.monitoring import (
     score,
     summarise,
 )
-from llmops_pipelines.production_log import ProductionLog, read_since
+from llmops_pipelines.promotion.gates import Gates
+from llmops_pipelines.serving.production_log import ProductionLog, read_since
 
 REPO = Path(__file__).resolve().parents[2]
 WORDS = ["tent", "stove", "fuel", "battery", "lamp", "rain", "pitch", "clean", "stock", "price",

@@ -9,8 +9,7 @@ import pytest
 
 from llmops_pipelines.errors import DataError
 from llmops_pipelines.evaluation.aggregate import summarise
-from llmops_pipelines.paired_bootstrap import paired_diff
-from llmops_pipelines.promotion import (
+from llmops_pipelines.promotion.decide import (
     GATED_METRICS,
     Contender,
     GateCheck,
@@ -19,6 +18,7 @@ from llmops_pipelines.promotion import (
     choose,
     decide,
 )
+from llmops_pipelines.promotion.paired_bootstrap import paired_diff
 from tests.support.eval_tables import candidate_rows
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 
 from llmops_pipelines.errors import PromptError
 from llmops_pipelines.prompts import load_prompt, load_prompts, split_roles
-from tests.conftest import CONTOSO
+from tests.conftest import CONTOSO, needs_contoso
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "assets" / "prompts"
@@ -305,6 +305,7 @@ def test_names_given_by_the_sample_count_as_declared(tmp_path: Path) -> None:
         prompt.render(**prompt.sample, mood="x")
 
 
+@needs_contoso
 def test_contoso_chat_prompt_is_an_error_in_strict_mode() -> None:
     # The template loops over `history`, which neither its inputs nor chat.json declare
     # (chat.json calls it `chat_history`): strict mode says where.
@@ -314,6 +315,7 @@ def test_contoso_chat_prompt_is_an_error_in_strict_mode() -> None:
                                      "['history']")
 
 
+@needs_contoso
 def test_contoso_chat_prompt_loads_and_renders_its_sample_in_lenient_mode() -> None:
     prompt = load_prompt(CONTOSO_CHAT, strict=False)
     assert prompt.name == "Contoso Chat Prompt"

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from llmops_pipelines.errors import DataError
-from llmops_pipelines.rag import (
+from llmops_pipelines.rag.chunking import (
     ChunkConfig,
     SyncPlan,
     approx_tokens,

@@ -11,7 +11,7 @@ import pytest
 
 from llmops_pipelines.errors import LlmopsError
 from llmops_pipelines.hashing import content_hash
-from llmops_pipelines.registry import Registry
+from llmops_pipelines.promotion.registry import Registry
 
 VERSIONS = {"index": "idx-1", "data": "data-1"}
 

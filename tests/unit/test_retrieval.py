@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 
 from llmops_pipelines.errors import DataError
-from llmops_pipelines.promotion import Gates
-from llmops_pipelines.retrieval import (
+from llmops_pipelines.promotion.gates import Gates, load_recall_gate
+from llmops_pipelines.rag.retrieval import (
     BM25Index,
     by_document,
     first_relevant_rank,
-    load_recall_gate,
     ranks_frame,
     reciprocal_rank_fusion,
     summarise,

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from llmops_pipelines.errors import DataError
-from llmops_pipelines.evaluation.metric import Score
+from llmops_pipelines.evaluation.metrics.metric import Score
 from llmops_pipelines.providers.base import ChatResult
 
 

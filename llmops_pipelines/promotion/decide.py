@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from llmops_pipelines.gates import GATED_METRICS, HIGHER_IS_BETTER, Gates
-from llmops_pipelines.paired_bootstrap import PairedDiff, paired_diff
+from llmops_pipelines.promotion.gates import GATED_METRICS, HIGHER_IS_BETTER, Gates
+from llmops_pipelines.promotion.paired_bootstrap import PairedDiff, paired_diff
 
 __all__ = ["GATED_METRICS", "Contender", "Decision", "GateCheck", "GateResult", "Gates",
            "check_gates", "choose", "decide"]

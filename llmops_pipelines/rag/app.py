@@ -6,36 +6,26 @@ Evaluation and serving call these same functions, so what is scored is what is s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.providers.base import Message, Provider
-from llmops_pipelines.retrieval import MODES, BM25Index, reciprocal_rank_fusion
-from llmops_pipelines.settings import Settings
-from llmops_pipelines.vectorstore import ChromaIndex, Retrieved
+from llmops_pipelines.rag.retrieval import MODES, BM25Index, Retrieved, hybrid, lexical_search
+from llmops_pipelines.rag.vectorstore import ChromaIndex
 
 # How deep each retriever looks before hybrid fusion picks the top k.
 HYBRID_DEPTH = 20
 
 
-@dataclass(frozen=True)
-class RagAnswer:
-    answer: str
-    contexts: list[Retrieved]
-    messages: list[Message]
-
-
 def retrieve(provider: Provider, index: ChromaIndex, questions: Sequence[str], k: int, *,
-             mode: str | None = None, lexical: BM25Index | None = None) -> list[list[Retrieved]]:
-    """Top-k chunks per question by vector, BM25 or hybrid search (LLMOPS_RETRIEVAL by default).
+             mode: str, lexical: BM25Index | None = None) -> list[list[Retrieved]]:
+    """Top-k chunks per question by vector, BM25 or hybrid search (the run's LLMOPS_RETRIEVAL).
 
     Questions are embedded in one batch; BM25 runs over `lexical`, or over the collection's own
     chunks when none is given.
     """
     if not questions:
         return []
-    mode = mode or Settings.from_env().retrieval
     if mode not in MODES:
         raise ValueError(f"retrieval mode {mode!r}: expected one of {MODES}")
     if mode == "bm25":
@@ -56,24 +46,6 @@ def retrieve_all_modes(provider: Provider, index: ChromaIndex, questions: Sequen
     sparse = lexical_search(lexical, questions, max(k, HYBRID_DEPTH))
     return {"vector": [hits[:k] for hits in dense], "bm25": [hits[:k] for hits in sparse],
             "hybrid": hybrid(dense, sparse, k)}
-
-
-def lexical_search(lexical: BM25Index, questions: Sequence[str], k: int) -> list[list[Retrieved]]:
-    """Top-k chunks per question by BM25 score."""
-    return [[Retrieved(lexical.ids[i], lexical.doc_ids[i], lexical.texts[i], score)
-             for i, score in lexical.search(q, k)] for q in questions]
-
-
-def hybrid(dense: Sequence[Sequence[Retrieved]], sparse: Sequence[Sequence[Retrieved]],
-           k: int) -> list[list[Retrieved]]:
-    """Reciprocal rank fusion of two rankings per question; the score is the fused RRF score."""
-    out = []
-    for vector_hits, lexical_hits in zip(dense, sparse, strict=True):
-        by_id = {r.chunk_id: r for r in [*lexical_hits, *vector_hits]}
-        fused = reciprocal_rank_fusion([[r.chunk_id for r in vector_hits],
-                                        [r.chunk_id for r in lexical_hits]], k)
-        out.append([Retrieved(i, by_id[i].doc_id, by_id[i].text, score) for i, score in fused])
-    return out
 
 
 def render(prompt: Prompt, question: str, contexts: Sequence[Retrieved]) -> list[Message]:

@@ -13,8 +13,8 @@ import yaml
 from llmops_pipelines.errors import DataError, FineTuneError
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.prompts import Prompt
-from llmops_pipelines.rag_app import render
-from llmops_pipelines.vectorstore import Retrieved
+from llmops_pipelines.rag.app import render
+from llmops_pipelines.rag.retrieval import Retrieved
 
 ROLES = ("system", "user", "assistant")
 MIN_EXAMPLES = 10

@@ -7,8 +7,8 @@ from collections import Counter
 
 import numpy as np
 
-from llmops_pipelines.evaluation.metric import Score
-from llmops_pipelines.evaluation.text import squad_tokens
+from llmops_pipelines.evaluation.metrics.metric import Score
+from llmops_pipelines.evaluation.metrics.text import squad_tokens
 
 
 def token_f1(answer: str, ground_truth: str | None) -> Score:

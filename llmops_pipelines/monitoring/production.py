@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from llmops_pipelines.errors import LlmopsError
-from llmops_pipelines.evaluation.cost import Pricing, cost_score
-from llmops_pipelines.evaluation.groundedness import groundedness
-from llmops_pipelines.evaluation.harm import harm_score
-from llmops_pipelines.evaluation.latency import latency_score
-from llmops_pipelines.evaluation.metric import Score
-from llmops_pipelines.gates import Gates
+from llmops_pipelines.evaluation.metrics.cost import Pricing, cost_score
+from llmops_pipelines.evaluation.metrics.groundedness import groundedness
+from llmops_pipelines.evaluation.metrics.harm import harm_score
+from llmops_pipelines.evaluation.metrics.latency import latency_score
+from llmops_pipelines.evaluation.metrics.metric import Score
+from llmops_pipelines.promotion.gates import Gates
 from llmops_pipelines.providers.base import ChatResult, ModerationResult
 
 Embed = Callable[[Sequence[str]], np.ndarray]

@@ -1,4 +1,4 @@
-"""Prompt ideation: answer a few eval questions with every prompt variant, side by side.
+"""The prompt playground (ideation): answer a few eval questions with every prompt variant, side by side.
 
 Calls go through the same cache, under the same keys, as evaluation (runner.build_tasks): a
 question the playground answered is not paid for again by the full evaluation, and vice versa.
@@ -6,44 +6,13 @@ question the playground answered is not paid for again by the full evaluation, a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from llmops_pipelines.errors import LlmopsError
-from llmops_pipelines.evaluation.cache import CallCache
-from llmops_pipelines.hashing import content_hash
-from llmops_pipelines.providers.base import ChatResult, Message, Provider
+from llmops_pipelines.evaluation.cache import CallCache, cached_chat
+from llmops_pipelines.providers.base import Provider
 from llmops_pipelines.schemas import PROMPT_PLAYGROUND, conform
-
-CallOutcome = tuple[ChatResult | None, bool, str | None]  # (result, from the cache?, error)
-
-
-def cached_chat(provider: Provider, cache: CallCache, key: str, messages: list[Message],
-                model: str, params: dict[str, Any], kind: str = "chat") -> CallOutcome:
-    """A cached answer is reused; a failed call comes back as an error string, never raised."""
-    hit = cache.get(key)
-    if hit is not None:
-        return ChatResult.from_dict(hit), True, None
-    try:
-        result = provider.chat(messages, model=model, **params)
-    except LlmopsError as exc:
-        return None, False, str(exc)[:500]
-    cache.put(key, kind, result.to_dict())
-    return result, False, None
-
-
-def chat_text(provider: Provider, cache: CallCache, model: str, params: dict[str, Any],
-              purpose: str) -> Callable[[list[Message]], str]:
-    """A messages -> text function over cached_chat, keyed by purpose (e.g. 'synthetic-qa')."""
-
-    def chat(messages: list[Message]) -> str:
-        key = content_hash(provider.cache_namespace, purpose, messages, model, params, length=32)
-        result, _, error = cached_chat(provider, cache, key, messages, model, params, purpose)
-        return result.text if result else f"(call failed: {error})"
-
-    return chat
 
 
 def run_playground(tasks: list[Any], provider: Provider, cache: CallCache) -> pd.DataFrame:

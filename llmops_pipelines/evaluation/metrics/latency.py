@@ -6,7 +6,7 @@ waits and retries are the engine's, not the model's, and are left out.
 
 from __future__ import annotations
 
-from llmops_pipelines.evaluation.metric import Score
+from llmops_pipelines.evaluation.metrics.metric import Score
 from llmops_pipelines.providers.base import ChatResult
 
 

@@ -15,8 +15,16 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from llmops_pipelines.errors import ProviderError, SettingsError
-from llmops_pipelines.rag import SyncPlan, chunk_metadata, index_version, metadata_updates, plan_sync
-from llmops_pipelines.retrieval import BM25Index
+from llmops_pipelines.providers import make_provider
+from llmops_pipelines.rag.chunking import (
+    SyncPlan,
+    chunk_metadata,
+    index_version,
+    metadata_updates,
+    plan_sync,
+)
+from llmops_pipelines.rag.retrieval import BM25Index, Retrieved
+from llmops_pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +53,9 @@ class ProviderEmbeddingFunction(EmbeddingFunction[Documents]):
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> ProviderEmbeddingFunction:
-        # A reopened collection embeds with the provider the current settings select.
-        from llmops_pipelines.providers import make_provider
-        from llmops_pipelines.settings import Settings
-
+        # Chroma calls this, with no run around it, when a client opens the collection without
+        # passing an embedder (a notebook, `chroma` tools): like an entry point, it reads the
+        # settings itself and embeds with the provider they select.
         provider = make_provider(Settings.from_env())
         model = config.get("model", provider.embedding_model)
         if model == provider.embedding_model:
@@ -70,16 +77,6 @@ def collection_name(embedding_model: str) -> str:
     """One collection per embedding model, so vectors of two models never mix."""
     slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", embedding_model).strip("-._")
     return f"chunks-{slug}"[:63].rstrip("-._")
-
-
-@dataclass(frozen=True)
-class Retrieved:
-    """One retrieved chunk with its cosine similarity to the query."""
-
-    chunk_id: str
-    doc_id: str
-    text: str
-    score: float
 
 
 @dataclass(frozen=True)

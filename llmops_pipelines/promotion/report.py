@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llmops_pipelines.promotion import Decision
+from llmops_pipelines.promotion.decide import Decision
 
 
 def _num(value: float) -> float | None:

@@ -7,23 +7,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llmops_pipelines.providers.local_files import smollm2_gguf
+from llmops_pipelines.providers.local_files import (
+    GGUF_NAME,
+    LOCAL_FT_PREFIX,
+    local_model_dir,
+    smollm2_gguf,
+)
 from llmops_pipelines.settings import Settings
-
-LOCAL_FT_PREFIX = "local-ft:"
-GGUF_NAME = "model.Q8_0.gguf"
-
-
-def local_model_dir(settings: Settings, model_id: str) -> Path:
-    """Where a local fine-tuned model lives: LLMOPS_HOME/models/<key>."""
-    return settings.home / "models" / model_id.removeprefix(LOCAL_FT_PREFIX)
 
 
 def train_local(settings: Settings, training_file: str | Path, key: str,
                 hyperparameters: dict[str, Any], *, log: Callable[[str], None] = print
                 ) -> dict[str, Any]:
     """Train (or reuse) the LoRA model for this key; returns what the finetuned_model asset records."""
-    from llmops_pipelines.finetune_local import export_gguf, train_lora
+    from llmops_pipelines.finetune.lora import export_gguf, train_lora
 
     model_id = f"{LOCAL_FT_PREFIX}{key}"
     out = local_model_dir(settings, model_id)

@@ -1,4 +1,4 @@
-"""Pure retrieval: a BM25 lexical index, reciprocal rank fusion, and retrieval metrics.
+"""Pure retrieval: the Retrieved chunk, a BM25 index, hybrid fusion (RRF), and retrieval metrics.
 
 Relevance is judged by source document: a question is answered from one document, and a
 retrieved chunk is relevant when it comes from that document.
@@ -10,13 +10,10 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import yaml
-
-from llmops_pipelines.errors import DataError
 
 MODES = ("vector", "bm25", "hybrid")
 RRF_K = 60  # the constant of Cormack et al. (2009); damps the weight of the very top ranks
@@ -27,6 +24,16 @@ STOPWORDS = frozenset({"a", "an", "and", "are", "as", "at", "be", "but", "by", "
     "me", "my", "of", "on", "or", "our", "should", "so", "than", "that", "the", "their", "them",
     "then", "there", "these", "they", "this", "to", "was", "we", "what", "when", "where", "which",
     "who", "why", "will", "with", "would", "you", "your"})
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """One retrieved chunk with its cosine similarity to the query (or its BM25/RRF score)."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    score: float
 
 
 def _stem(word: str) -> str:
@@ -100,6 +107,24 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int,
     return order[:k]
 
 
+def lexical_search(lexical: BM25Index, questions: Sequence[str], k: int) -> list[list[Retrieved]]:
+    """Top-k chunks per question by BM25 score."""
+    return [[Retrieved(lexical.ids[i], lexical.doc_ids[i], lexical.texts[i], score)
+             for i, score in lexical.search(q, k)] for q in questions]
+
+
+def hybrid(dense: Sequence[Sequence[Retrieved]], sparse: Sequence[Sequence[Retrieved]],
+           k: int) -> list[list[Retrieved]]:
+    """Reciprocal rank fusion of two rankings per question; the score is the fused RRF score."""
+    out = []
+    for vector_hits, lexical_hits in zip(dense, sparse, strict=True):
+        by_id = {r.chunk_id: r for r in [*lexical_hits, *vector_hits]}
+        fused = reciprocal_rank_fusion([[r.chunk_id for r in vector_hits],
+                                        [r.chunk_id for r in lexical_hits]], k)
+        out.append([Retrieved(i, by_id[i].doc_id, by_id[i].text, score) for i, score in fused])
+    return out
+
+
 def first_relevant_rank(retrieved_doc_ids: Sequence[str], source: str) -> int | None:
     """1-based rank of the first chunk from the source document; None if none was retrieved."""
     for rank, doc_id in enumerate(retrieved_doc_ids, start=1):
@@ -151,27 +176,3 @@ def by_document(ranks: pd.DataFrame, k: int) -> pd.DataFrame:
     table = table[modes].add_prefix(f"hit@{k} ")
     table.insert(0, "questions", frame[frame["mode"] == modes[0]].groupby("doc_id").size())
     return table.reset_index().sort_values(f"hit@{k} {modes[0]}", kind="stable")
-
-
-def load_recall_gate(path: Path) -> float | None:
-    """`retrieval: recall_at_5: {min: x}` from gates.yaml; None when the file sets no gate."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataError(f"cannot read gates: {exc}", path=str(path)) from exc
-    section = data.get("retrieval") if isinstance(data, dict) else None
-    if section is None:
-        return None
-    bound = section.get("recall_at_5") if isinstance(section, dict) else None
-    if not isinstance(bound, dict) or set(bound) != {"min"}:
-        raise DataError("expected `retrieval: {recall_at_5: {min: <0..1>}}`", path=str(path),
-                        field="retrieval.recall_at_5")
-    try:
-        value = float(bound["min"])
-    except (TypeError, ValueError) as exc:
-        raise DataError("the recall gate must be a number", path=str(path),
-                        field="retrieval.recall_at_5.min") from exc
-    if not 0.0 <= value <= 1.0:
-        raise DataError(f"the recall gate must be within 0..1, found {value}", path=str(path),
-                        field="retrieval.recall_at_5.min")
-    return value

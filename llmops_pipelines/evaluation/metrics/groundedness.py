@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from llmops_pipelines.evaluation.metric import Score
-from llmops_pipelines.evaluation.text import is_abstention, numbers, sentences
+from llmops_pipelines.evaluation.metrics.metric import Score
+from llmops_pipelines.evaluation.metrics.text import is_abstention, numbers, sentences
 
 SUPPORT_THRESHOLD = 0.6
 METHOD = "local-embedding-support-v1"

@@ -1,18 +1,21 @@
-"""What `llmops promote`, `rollback` and `history` do, outside Dagster (manual, still recorded)."""
+"""Deploying a candidate: `llmops promote`/`rollback`/`history` (manual, still recorded) and the
+deployment's frozen prompt that serving and the nightly job answer with."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from typing import Any
 
 import pandas as pd
 
-from llmops_pipelines.errors import LlmopsError
-from llmops_pipelines.gates import Gates
-from llmops_pipelines.paired_bootstrap import keep_rows, rows_frame
-from llmops_pipelines.promotion import Contender, decide
-from llmops_pipelines.promotion_report import decision_record
-from llmops_pipelines.registry import Registry
+from llmops_pipelines.errors import LlmopsError, PromptError
+from llmops_pipelines.promotion.decide import Contender, decide
+from llmops_pipelines.promotion.gates import Gates
+from llmops_pipelines.promotion.paired_bootstrap import keep_rows, rows_frame
+from llmops_pipelines.promotion.registry import Deployment, Registry
+from llmops_pipelines.promotion.report import decision_record
+from llmops_pipelines.prompts import Prompt, load_prompt, load_prompts
 from llmops_pipelines.settings import Settings
 
 
@@ -81,3 +84,20 @@ def render_history(events: list[dict[str, Any]]) -> str:
         lines.append(f"{when}Z  {e['action']:<8} {e['alias'] or '-':<10} {target}{previous}  "
                      f"by {e['actor']}: {e['reason']}")
     return "\n".join(lines)
+
+
+def snapshot_prompt(settings: Settings, deployment: Deployment) -> Prompt:
+    """The deployment's prompt, kept under LLMOPS_HOME so later edits to assets/ change nothing."""
+    folder = settings.home / "deployments" / deployment.deployment_id
+    kept = folder / f"{deployment.prompt_name}.prompty"
+    if kept.exists():
+        return load_prompt(kept)
+    for prompt in load_prompts(settings.assets_dir / "prompts"):
+        if prompt.version == deployment.prompt_version:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(prompt.path, kept)
+            return prompt
+    raise PromptError(f"deployment {deployment.deployment_id} needs prompt "
+                      f"{deployment.prompt_name!r} version {deployment.prompt_version}, which is "
+                      f"no longer in {settings.assets_dir / 'prompts'}; restore it or promote "
+                      "a re-evaluated candidate")

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 
 from llmops_pipelines.errors import FineTuneError
-from llmops_pipelines.finetune import MIN_EXAMPLES, validate_training_file
+from llmops_pipelines.finetune.training_file import MIN_EXAMPLES, validate_training_file
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmops_pipelines.errors import FineTuneError
-from llmops_pipelines.finetune import line_problem
+from llmops_pipelines.finetune.training_file import line_problem
 
 IGNORE = -100  # the label value torch's cross-entropy skips: prompt and padding tokens
 LOG_EVERY = 5

@@ -19,6 +19,13 @@ MONITORED_ONLY = ("question_drift", "negative_feedback_rate")
 HIGHER_IS_BETTER = {"quality", "groundedness", "coverage"}
 
 
+def _read(path: Path) -> Any:
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"cannot read gates: {exc}", path=str(path)) from exc
+
+
 def _bounds(section: Any, path: Path, name: str,
             allowed: tuple[str, ...]) -> dict[str, dict[str, float]]:
     if not isinstance(section or {}, dict):
@@ -85,10 +92,7 @@ class Gates:
     @classmethod
     def load(cls, path: Path, provider: str | None = None) -> Gates:
         """The gates for `provider`: its `providers.<name>` section overrides the defaults."""
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise DataError(f"cannot read gates: {exc}", path=str(path)) from exc
+        data = _read(path)
         if not isinstance(data, dict) or not isinstance(data.get("thresholds") or {}, dict):
             raise DataError("gates must be a mapping with a 'thresholds' mapping",
                             path=str(path), field="thresholds")
@@ -112,3 +116,24 @@ class Gates:
                    margins={str(k): float(v) for k, v in margins.items()},
                    monitoring=_bounds(data.get("monitoring"), path, "monitoring",
                                       (*GATED_METRICS, *MONITORED_ONLY)))
+
+
+def load_recall_gate(path: Path) -> float | None:
+    """`retrieval: recall_at_5: {min: x}` from gates.yaml; None when the file sets no gate."""
+    data = _read(path)
+    section = data.get("retrieval") if isinstance(data, dict) else None
+    if section is None:
+        return None
+    bound = section.get("recall_at_5") if isinstance(section, dict) else None
+    if not isinstance(bound, dict) or set(bound) != {"min"}:
+        raise DataError("expected `retrieval: {recall_at_5: {min: <0..1>}}`", path=str(path),
+                        field="retrieval.recall_at_5")
+    try:
+        value = float(bound["min"])
+    except (TypeError, ValueError) as exc:
+        raise DataError("the recall gate must be a number", path=str(path),
+                        field="retrieval.recall_at_5.min") from exc
+    if not 0.0 <= value <= 1.0:
+        raise DataError(f"the recall gate must be within 0..1, found {value}", path=str(path),
+                        field="retrieval.recall_at_5.min")
+    return value

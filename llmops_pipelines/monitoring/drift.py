@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from llmops_pipelines.errors import LlmopsError
-from llmops_pipelines.gates import Gates
-from llmops_pipelines.paired_bootstrap import ROW_METRICS, paired_diff
+from llmops_pipelines.promotion.gates import Gates
+from llmops_pipelines.promotion.paired_bootstrap import ROW_METRICS, paired_diff
 
 SPLITS = ("eval", "test")
 DRIFT_METRICS = ("quality", "groundedness")  # a significant drop in either fails the check

@@ -15,8 +15,8 @@ import pytest
 from llmops_pipelines.automation import triggers
 from llmops_pipelines.definitions import defs
 from llmops_pipelines.defs import automation, automation_alerts
-from tests.unit.test_automation import SECRET_ENV, serve_webhook
-from tests.unit.test_automation_sensors import materialized, present, selection, tick
+from tests.integration.test_automation_sensors import materialized, present, selection, tick
+from tests.support.webhook import SECRET_ENV, serve_webhook
 
 PROBE = dg.AssetKey("monitoring_probe")
 DRIFT = {"value": 0.1}  # read by the check when it runs in-process

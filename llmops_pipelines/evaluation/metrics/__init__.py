@@ -1,0 +1,1 @@
+"""One module per metric: each scores one sample and returns a value with its reason."""

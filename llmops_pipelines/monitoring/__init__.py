@@ -1,0 +1,1 @@
+"""Monitoring: scoring served traffic against the gates, question drift, nightly provider drift."""

@@ -1,0 +1,1 @@
+"""Promotion: gates.yaml, the paired bootstrap, the decision, its report, the registry, deploying."""
