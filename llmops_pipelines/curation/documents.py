@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from llmops_pipelines.curation import pii
@@ -89,7 +90,7 @@ def _names(doc: DocDraft) -> set[str]:
 
 
 def assign_ids(docs: list[DocDraft], c: Collector,
-               duplicates: list[DocDraft] = ()) -> tuple[list[DocDraft], dict[str, str]]:
+               duplicates: Sequence[DocDraft] = ()) -> tuple[list[DocDraft], dict[str, str]]:
     """Short ids people recognise (the file stem, unique in the dataset, + #record key); and aliases.
 
     The alias map resolves what a Q&A `source` may say: the id, the path, the file name or stem;

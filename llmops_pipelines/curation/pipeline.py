@@ -51,7 +51,7 @@ def curate(root: Path, *, seed: int | None = None, synthesize: Synthesizer | Non
     root = Path(root)
     config = load_config(root)
     seed = config.seed if seed is None else seed
-    c, seconds = Collector(), {}
+    c, seconds = Collector(), dict[str, float]()
     with _timed(seconds, "read"):
         data, skipped = discover(root, config)
         for rel, why in skipped:

@@ -121,6 +121,7 @@ def read_record_file(path: Path, rel: str, fmt: str, config: DatasetConfig, c: C
     if text is None:
         c.unit("file")
         return
+    records: list[tuple[int, Any]] | None
     if fmt == "csv":
         records = _csv_records(text, rel, c)
     elif fmt == "json":

@@ -8,6 +8,7 @@ import json
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -17,6 +18,7 @@ from llmops_pipelines.automation.watch import Snapshot, fingerprint
 from llmops_pipelines.defs.automation_alerts import (
     check_alert_sensor,
     failed_checks,
+    repository_of,
     run_failure_alerts,
 )
 from llmops_pipelines.errors import SettingsError
@@ -51,7 +53,7 @@ def _selection(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContex
                names: Sequence[str]) -> tuple[list[dg.AssetKey], list[str]]:
     """The targets, or the whole lineage when an upstream asset was never materialized (so a
     first tick never launches a run that fails on a missing input); and what was missing."""
-    graph = context.repository_def.asset_graph
+    graph = repository_of(context).asset_graph
     names = [n for n in names if graph.has(dg.AssetKey(n))]
     wanted = dg.AssetSelection.assets(*_keys(names))
     upstream = (wanted.upstream() - wanted).resolve(graph)
@@ -73,7 +75,7 @@ def _request(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext,
     return dg.RunRequest(run_key=run_key, asset_selection=keys, tags=triggers.run_tags(trigger, why))
 
 
-def watched_files_sensor(name: str, trigger: str, folder: Callable[[Settings], tuple[str, object]],
+def watched_files_sensor(name: str, trigger: str, folder: Callable[[Settings], tuple[str, Path]],
                          entries: Sequence[str], targets_for: Callable[[list[str]], list[str]],
                          interval_s: int, description: str) -> dg.SensorDefinition:
     """A sensor that hashes watched files and launches what reads the changed ones."""
@@ -167,7 +169,7 @@ def retraining_sensor(interval_s: int, monitoring_key: dg.AssetKey = MONITORING,
                target=TARGET, description=retraining_sensor.__doc__)
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         state = json.loads(context.cursor) if context.cursor else {}
-        graph = context.repository_def.asset_graph
+        graph = repository_of(context).asset_graph
         keys = [k for k in graph.asset_check_keys if k.asset_key == monitoring_key
                 and (check_names is None or k.name in check_names)]
         failures = failed_checks(context.instance, keys, state.get("check_id", 0))

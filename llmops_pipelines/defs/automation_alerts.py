@@ -2,6 +2,7 @@
 to LLMOPS_ALERT_WEBHOOK; open-source Dagster alerts on neither (dagster-io/dagster#29896)."""
 
 import json
+import logging
 from collections.abc import Iterable
 
 import dagster as dg
@@ -26,9 +27,11 @@ def failed_checks(instance: dg.DagsterInstance, keys: Iterable[dg.AssetCheckKey]
     return sorted(found, key=lambda item: item[0])
 
 
-def deliver(log: dg.DagsterLogManager, payload: dict) -> str | None:
+def deliver(log: logging.Logger | dg.DagsterLogManager, payload: dict) -> str | None:
     """Always log the alert; post it when LLMOPS_ALERT_WEBHOOK is set. Returns a delivery error."""
     log.warning(f"ALERT {payload['title']}: {json.dumps(payload['details'], default=str)[:4000]}")
+    url: str | None
+    error: str | None
     try:
         url = automation_settings().alert_webhook
     except SettingsError as exc:  # an alert sensor must never fail on its own settings
@@ -45,6 +48,14 @@ def _metadata(evaluation: dg.AssetCheckEvaluation) -> dict[str, object]:
             for k, v in evaluation.metadata.items()}
 
 
+def repository_of(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext
+                  ) -> dg.RepositoryDefinition:
+    """The code location's repository, which every sensor here reads its asset graph from."""
+    if context.repository_def is None:  # a sensor evaluated outside its code location
+        raise dg.DagsterInvariantViolationError("this sensor needs its repository definition")
+    return context.repository_def
+
+
 def check_alert_sensor(interval_s: int) -> dg.SensorDefinition:
     """Alert on every failed asset check, blocking or not (OSS Dagster alerts on neither)."""
 
@@ -52,7 +63,7 @@ def check_alert_sensor(interval_s: int) -> dg.SensorDefinition:
                default_status=RUNNING, description=check_alert_sensor.__doc__)
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         after = int(context.cursor or 0)
-        keys = context.repository_def.asset_graph.asset_check_keys
+        keys = repository_of(context).asset_graph.asset_check_keys
         failures = failed_checks(context.instance, keys, after)
         for _, evaluation, run_id in failures:
             asset = evaluation.asset_key.to_user_string()
@@ -80,9 +91,8 @@ def run_failure_alerts(interval_s: int) -> dg.SensorDefinition:
                            default_status=RUNNING, description="Alert on every failed run.")
     def _sensor(context: dg.RunFailureSensorContext) -> None:
         run = context.dagster_run
-        steps = [{"step": e.step_key, "error": _root_cause(e.event_specific_data.error)}
-                 for e in context.get_step_failure_events()
-                 if e.event_specific_data and e.event_specific_data.error]
+        steps = [{"step": e.step_key, "error": _root_cause(e.step_failure_data.error)}
+                 for e in context.get_step_failure_events() if e.step_failure_data.error]
         deliver(context.log, alerts.build_alert(
             "run_failure", f"run {run.run_id[:8]} ({run.job_name}) failed",
             {"run_id": run.run_id, "job": run.job_name, "message": context.failure_event.message,

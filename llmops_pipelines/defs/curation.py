@@ -1,5 +1,7 @@
 """Curation assets and checks: the dataset folder to curated documents, Q&A pairs and rejects."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
@@ -27,9 +29,11 @@ def _synthesize(llmops: LlmopsResource, cache: CallCache) -> curation.Synthesize
     return synthesizer(chat, prompt, settings.synthetic_qa, settings.chat_model)
 
 
-def _check(outcome: checks.Outcome, **where: str) -> dg.AssetCheckResult:
+def _check(outcome: checks.Outcome, *, asset_key: dg.AssetKey | None = None,
+           check_name: str | None = None) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description,
-                               metadata=outcome.metadata, severity=dg.AssetCheckSeverity.ERROR, **where)
+                               metadata=outcome.metadata, severity=dg.AssetCheckSeverity.ERROR,
+                               asset_key=asset_key, check_name=check_name)
 
 
 @dg.multi_asset(
@@ -60,7 +64,8 @@ def curated(context: dg.AssetExecutionContext, llmops: LlmopsResource):
     docs, qa, rejects = result.documents, result.qa, result.rejects
     context.log.info(f"{len(docs)} documents, {len(qa)} Q&A pairs, {len(rejects)} rejects, "
                      f"PII replaced {result.pii_counts}, data version {result.data_version}")
-    common = {"data_version": result.data_version, "stage_seconds": result.stage_seconds}
+    common: dict[str, Any] = {"data_version": result.data_version,
+                              "stage_seconds": result.stage_seconds}
     yield dg.Output(docs, DOCS, metadata={
         **common, "dagster/row_count": len(docs),
         "dagster/column_schema": column_schema(CURATED_DOCUMENTS),

@@ -1,5 +1,7 @@
 """Fine-tune assets: the training file (same prompt as evaluation) and the fine-tuned model."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
@@ -8,6 +10,7 @@ from llmops_pipelines.finetune import training_file
 from llmops_pipelines.finetune.remote import RemoteFineTune
 from llmops_pipelines.finetune.tokens import chat_token_counter
 from llmops_pipelines.hashing import content_hash
+from llmops_pipelines.providers.openai_provider import OpenAIProvider
 from llmops_pipelines.rag.app import retrieve
 from llmops_pipelines.settings import Settings
 
@@ -57,8 +60,8 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     """A model fine-tuned on the training file; the same data and settings reuse the last one."""
     settings = llmops.settings
     if settings.finetune == "off":
-        value = {"model_id": None, "skipped": "LLMOPS_FINETUNE=off"}
-        return dg.Output(value, metadata={"skipped": value["skipped"]})
+        skipped = {"model_id": None, "skipped": "LLMOPS_FINETUNE=off"}
+        return dg.Output(skipped, metadata={"skipped": skipped["skipped"]})
     spec, count = _spec_and_counter(settings)
     path = finetune_training_file["path"]
     report, usd = training_file.check_before_spend(
@@ -70,13 +73,17 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     key = content_hash(settings.provider, finetune_training_file["sha"], spec.base_model, hyper,
                        length=12)
     if settings.provider == "openai":
-        job = RemoteFineTune(llmops.provider.client, settings.path("finetune", "remote"),
+        provider = llmops.provider
+        if not isinstance(provider, OpenAIProvider):
+            raise dg.Failure(f"LLMOPS_PROVIDER=openai built a {type(provider).__name__}")
+        job = RemoteFineTune(provider.client, settings.path("finetune", "remote"),
                              log=context.log.info, poll_s=settings.finetune_poll_s,
                              deadline_s=settings.finetune_deadline_s)
         outcome = job.run(path, base_model=spec.base_model, hyperparameters=hyper,
                           suffix="llmops", key=key)
-        value = {"model_id": outcome.model_id, "backend": "openai", "job_id": outcome.job_id,
-                 "reused": outcome.reused, "trained_tokens": outcome.trained_tokens}
+        value: dict[str, Any] = {"model_id": outcome.model_id, "backend": "openai",
+                                 "job_id": outcome.job_id, "reused": outcome.reused,
+                                 "trained_tokens": outcome.trained_tokens}
     else:
         from llmops_pipelines.finetune.local_job import train_local
 
@@ -84,7 +91,8 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     value.update(base_model=spec.base_model, training_sha=finetune_training_file["sha"],
                  hyperparameters=hyper, estimated_cost_usd=round(usd, 6),
                  training_tokens=report.total_tokens)
-    metadata = {k: v for k, v in value.items() if isinstance(v, (str, int, float, bool))}
+    metadata: dict[str, Any] = {k: v for k, v in value.items()
+                                if isinstance(v, (str, int, float, bool))}
     if value.get("epoch_losses"):
         metadata["epoch_losses"] = dg.MetadataValue.json(value["epoch_losses"])
         metadata["final_train_loss"] = value["epoch_losses"][-1]

@@ -76,7 +76,9 @@ def champion(context: dg.AssetExecutionContext, llmops: LlmopsResource, promotio
                                       rows=keep_rows(rows), metrics=decision["gates"])
         context.log.info(f"promoted {cid} as {deployment}")
         try:  # keep the prompt file `llmops serve` will load, whatever later edits do
-            snapshot_prompt(llmops.settings, registry.get("champion"))
+            promoted = registry.get("champion")
+            if promoted is not None:
+                snapshot_prompt(llmops.settings, promoted)
         except LlmopsError as exc:
             context.log.warning(str(exc))
     now = registry.get("champion")

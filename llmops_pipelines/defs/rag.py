@@ -1,6 +1,7 @@
 """RAG assets: chunks, a Chroma index synced to exactly those chunks, retrieval evaluation."""
 
 from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -62,7 +63,8 @@ def rag_index(context: dg.AssetExecutionContext, llmops: LlmopsResource,
              "embedding_model": llmops.settings.embedding_model,
              "store": llmops.settings.chroma_url or str(llmops.settings.chroma_dir)}
     context.log.info(f"index {report.index_version}: {value}")
-    return dg.Output(value, metadata={**value, "sync_seconds": round(report.seconds, 3)})
+    metadata: dict[str, Any] = {**value, "sync_seconds": round(report.seconds, 3)}
+    return dg.Output(value, metadata=metadata)
 
 
 @dg.asset(group_name=GROUP)

@@ -263,14 +263,14 @@ def export_gguf(model_dir: Path, *, base_gguf: Path, out_path: Path | None = Non
     for shard in sorted(Path(model_dir).glob("*.safetensors")):
         weights.update(load_file(shard))
     for hf_name, data in weights.items():
-        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        if name not in expected:
-            if name == "output.weight":
+        mapped = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if mapped is None or mapped not in expected:
+            if mapped == "output.weight":
                 continue  # tied to token_embd, as in the base
             raise FineTuneError(f"{model_dir}: tensor {hf_name} has no place in {base_gguf.name}")
-        expected.discard(name)
+        expected.discard(mapped)
         data = data.astype(np.float32)
-        kind = name.split(".")[-2]
+        kind = mapped.split(".")[-2]
         if kind in heads:
             # llama.cpp stores Q and K rows interleaved for its rope; transformers un-permuted
             # them when it loaded the GGUF, so permute back (as convert_hf_to_gguf.py does).
@@ -278,11 +278,11 @@ def export_gguf(model_dir: Path, *, base_gguf: Path, out_path: Path | None = Non
             data = data.reshape(n, 2, data.shape[0] // n // 2, *data.shape[1:]) \
                 .swapaxes(1, 2).reshape(data.shape)
         if data.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
-            writer.add_tensor(name, data)  # norms stay F32, as llama.cpp expects
+            writer.add_tensor(mapped, data)  # norms stay F32, as llama.cpp expects
         elif qtype == gguf.GGMLQuantizationType.F16:
-            writer.add_tensor(name, data.astype(np.float16))
+            writer.add_tensor(mapped, data.astype(np.float16))
         else:
-            writer.add_tensor(name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+            writer.add_tensor(mapped, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
     if expected:
         raise FineTuneError(f"{model_dir}: missing tensors for {sorted(expected)[:3]}")
     writer.write_header_to_file()

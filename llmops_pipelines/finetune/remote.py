@@ -79,7 +79,8 @@ class RemoteFineTune:
         return self._poll(job.id, key)
 
     def _poll(self, job_id: str, key: str) -> JobOutcome:
-        started, interval, seen, last_event = self.clock(), self.poll_s, set(), ""
+        seen: set[str] = set()
+        started, interval, last_event = self.clock(), self.poll_s, ""
         while True:
             try:
                 job = self.client.fine_tuning.jobs.retrieve(job_id)

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +186,9 @@ class Registry:
             row = conn.execute(sql, args).fetchone()
         if row is None:
             return None
-        return Deployment(*row[:8], summary=json.loads(row[8]), created_at=row[9])
+        names = [f.name for f in fields(Deployment)]
+        return Deployment(**dict(zip(names[:8], row[:8], strict=True)), summary=json.loads(row[8]),
+                          created_at=row[9])
 
     def rows(self, deployment_id: str) -> list[dict[str, Any]] | None:
         """The per-question evaluation rows kept with a deployment, if any."""

@@ -71,9 +71,9 @@ class BM25Index:
         self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for term, hits in postings.items():
             where = np.array([p for p, _ in hits], dtype=np.int64)
-            tf = np.array([f for _, f in hits], dtype=np.float64)
+            freq = np.array([f for _, f in hits], dtype=np.float64)
             idf = math.log(1 + (n - len(hits) + 0.5) / (len(hits) + 0.5))
-            self._postings[term] = (where, idf * tf * (k1 + 1) / (tf + norm[where]))
+            self._postings[term] = (where, idf * freq * (k1 + 1) / (freq + norm[where]))
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -123,8 +123,10 @@ class ChromaIndex:
                 raise SettingsError(f"LLMOPS_CHROMA_URL={url!r} is not http(s)://host[:port]")
             client = chromadb.HttpClient(host=match.group(2), port=int(match.group(3) or 8000),
                                          ssl=match.group(1) == "https", settings=chroma_settings)
-        else:
+        elif path:
             client = chromadb.PersistentClient(path=path, settings=chroma_settings)
+        else:
+            raise SettingsError("a Chroma index needs a local path or LLMOPS_CHROMA_URL")
         return cls(client, embedding_model, embed)
 
     def _pages(self, include: list[str]) -> Iterator[dict[str, Any]]:

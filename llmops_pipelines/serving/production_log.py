@@ -71,7 +71,7 @@ def read_since(path: Path, offset: int) -> LogWindow:
             window.rejects.append({**where, "reason": f"not JSON: {exc}"})
             continue
         kind = record.get("type") if isinstance(record, dict) else None
-        missing = [k for k in _REQUIRED.get(kind, ()) if k not in record]
+        missing = [k for k in _REQUIRED.get(str(kind), ()) if k not in record]
         if kind not in _REQUIRED or missing:
             reason = f"unknown record type {kind!r}" if kind not in _REQUIRED \
                 else f"missing fields {missing}"
