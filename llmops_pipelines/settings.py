@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,16 +33,18 @@ def project_root() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0,
+         maximum: int | None = None) -> int:
     raw = env.get(name)
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not an integer") from exc
-    if value < minimum:
-        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    if value < minimum or (maximum is not None and value > maximum):
+        expected = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        raise SettingsError(f"{name}={raw!r} is out of range: expected {expected}")
     return value
 
 
@@ -52,14 +55,27 @@ def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _float(env: dict[str, str], name: str, default: float | None) -> float | None:
+def _float(env: dict[str, str], name: str, default: float | None, *,
+           minimum: float = 0.0, positive: bool = False) -> float | None:
+    """A finite number >= minimum (> 0 when positive); NaN and inf would disable a bound silently."""
     raw = env.get(name)
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a number") from exc
+    if not math.isfinite(value):
+        raise SettingsError(f"{name}={raw!r} must be a finite number")
+    if value < minimum or (positive and value <= 0):
+        raise SettingsError(f"{name}={raw!r} is out of range: expected "
+                            f"{'> 0' if positive else f'>= {minimum:g}'}")
+    return value
+
+
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default, positive=True)
+    return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -96,19 +112,22 @@ class Settings:
     finetune_poll_s: float = 10.0
     finetune_deadline_s: float = 6 * 3600.0
     finetune_max_cost_usd: float | None = None
+    finetune_retrain_share: float | None = None  # None: any change locally, retrain_growth remotely
     synthetic_qa: int = 0
     min_eval_rows: int = 5
     # Serving and monitoring. The token is a secret: kept out of repr, so never in logs.
     serve_token: str | None = field(default=None, repr=False)
     serve_host: str = "127.0.0.1"
     serve_port: int = 8000
+    serve_max_body_bytes: int = 1 << 20  # larger request bodies get 413
     monitor_sample: int = 200
     # Automation: the cron, timezone and sensor interval are read when the code location loads.
     nightly_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     sensor_interval_s: int = 30
     retrain_growth: float = 0.2
-    alert_webhook: str | None = None
+    # May carry credentials (user:password@, ?token=): a secret, so never in repr or logs.
+    alert_webhook: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -136,11 +155,11 @@ class Settings:
             finetune_base_model=env.get("LLMOPS_FINETUNE_BASE_MODEL") or defaults["finetune_base"],
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             chroma_url=env.get("LLMOPS_CHROMA_URL") or None,
-            openai_timeout_s=_float(env, "LLMOPS_OPENAI_TIMEOUT_S", 60.0) or 60.0,
+            openai_timeout_s=_positive(env, "LLMOPS_OPENAI_TIMEOUT_S", 60.0),
             openai_max_retries=_int(env, "LLMOPS_OPENAI_MAX_RETRIES", 4),
             eval_concurrency=_int(env, "LLMOPS_EVAL_CONCURRENCY", 8, minimum=1),
             eval_limit=limit or None,
-            eval_row_timeout_s=_float(env, "LLMOPS_EVAL_ROW_TIMEOUT_S", 300.0) or 300.0,
+            eval_row_timeout_s=_positive(env, "LLMOPS_EVAL_ROW_TIMEOUT_S", 300.0),
             eval_max_attempts=_int(env, "LLMOPS_EVAL_MAX_ATTEMPTS", 6, minimum=1),
             judge_repeats=_int(env, "LLMOPS_JUDGE_REPEATS", 1, minimum=1),
             stream=_choice(env, "LLMOPS_STREAM", ("off", "on")) == "on",
@@ -153,19 +172,21 @@ class Settings:
             finetune=_choice(env, "LLMOPS_FINETUNE", ("auto", "off")),
             finetune_prompt=env.get("LLMOPS_FINETUNE_PROMPT") or "grounded_concise",
             finetune_epochs=_int(env, "LLMOPS_FINETUNE_EPOCHS", 2, minimum=1),
-            finetune_poll_s=_float(env, "LLMOPS_FINETUNE_POLL_S", 10.0) or 10.0,
-            finetune_deadline_s=_float(env, "LLMOPS_FINETUNE_DEADLINE_S", 21600.0) or 0.0,
+            finetune_poll_s=_positive(env, "LLMOPS_FINETUNE_POLL_S", 10.0),
+            finetune_deadline_s=_positive(env, "LLMOPS_FINETUNE_DEADLINE_S", 21600.0),
             finetune_max_cost_usd=_float(env, "LLMOPS_FINETUNE_MAX_COST_USD", None),
+            finetune_retrain_share=_float(env, "LLMOPS_FINETUNE_RETRAIN_SHARE", None),
             synthetic_qa=_int(env, "LLMOPS_SYNTHETIC_QA", 0),
             min_eval_rows=_int(env, "LLMOPS_MIN_EVAL_ROWS", 5),
             serve_token=env.get("LLMOPS_SERVE_TOKEN") or None,
             serve_host=env.get("LLMOPS_SERVE_HOST") or "127.0.0.1",
-            serve_port=_int(env, "LLMOPS_SERVE_PORT", 8000, minimum=1),
+            serve_port=_int(env, "LLMOPS_SERVE_PORT", 8000, minimum=1, maximum=65535),
+            serve_max_body_bytes=_int(env, "LLMOPS_SERVE_MAX_BODY_BYTES", 1 << 20, minimum=1),
             monitor_sample=_int(env, "LLMOPS_MONITOR_SAMPLE", 200, minimum=1),
             nightly_cron=env.get("LLMOPS_NIGHTLY_CRON") or "0 2 * * *",
             timezone=env.get("LLMOPS_TIMEZONE") or "UTC",
             sensor_interval_s=_int(env, "LLMOPS_SENSOR_INTERVAL_S", 30, minimum=1),
-            retrain_growth=_float(env, "LLMOPS_RETRAIN_GROWTH", 0.2) or 0.2,
+            retrain_growth=_positive(env, "LLMOPS_RETRAIN_GROWTH", 0.2),
             alert_webhook=env.get("LLMOPS_ALERT_WEBHOOK") or None,
         )
 

@@ -48,11 +48,18 @@ class RowInput:
     contexts: Sequence[tuple[str, str]]  # (doc_id, text) per retrieved chunk
 
 
+# Each batched scoring call runs under the row timeout (the runner's limiter wraps it); past it
+# the row keeps its answer and says why its metrics are missing, as for a failed call.
+TIMED_OUT = "no result within LLMOPS_EVAL_ROW_TIMEOUT_S, retries included"
+
+
 async def _vectors(scorers: Scorers, texts: list[str]) -> tuple[dict[str, np.ndarray], str | None]:
     try:
         return dict(zip(texts, await scorers.embed.get(texts), strict=True)), None
     except ProviderError as exc:
         return {}, f"embeddings failed: {str(exc)[:200]}"
+    except TimeoutError:
+        return {}, f"embeddings failed: {TIMED_OUT}"
 
 
 async def _verdict(scorers: Scorers, answer: str) -> tuple[ModerationResult | None, str | None]:
@@ -60,6 +67,8 @@ async def _verdict(scorers: Scorers, answer: str) -> tuple[ModerationResult | No
         return (await scorers.moderate.get([answer]))[0], None
     except ProviderError as exc:
         return None, f"moderation failed: {str(exc)[:200]}"
+    except TimeoutError:
+        return None, f"moderation failed: {TIMED_OUT}"
 
 
 async def _judged(scorers: Scorers, row: RowInput) -> tuple[JudgeVerdict | None, JudgeVerdict | None]:

@@ -93,7 +93,13 @@ class Gates:
     def load(cls, path: Path, provider: str | None = None) -> Gates:
         """The gates for `provider`: its `providers.<name>` section overrides the defaults."""
         data = _read(path)
-        if not isinstance(data, dict) or not isinstance(data.get("thresholds") or {}, dict):
+        raw = data.get("thresholds") if isinstance(data, dict) else None
+        # `thresholds: none` is an explicit choice (the champion comparison only); an empty or
+        # missing section is more likely a slip, and would promote on "every gate passed".
+        explicit_none = isinstance(raw, str) and raw.strip().lower() == "none"
+        if explicit_none:
+            data = {**data, "thresholds": {}}
+        elif not isinstance(data, dict) or not isinstance(raw or {}, dict):
             raise DataError("gates must be a mapping with a 'thresholds' mapping",
                             path=str(path), field="thresholds")
         data = _for_provider(data, path, provider)
@@ -109,13 +115,19 @@ class Gates:
         if not isinstance(margins, dict) or not set(margins) <= set(GATED_METRICS):
             raise DataError(f"margins may name only {list(GATED_METRICS)}", path=str(path),
                             field="non_regression.margins")
-        return cls(primary, thresholds,
-                   confidence=_number(regression, "confidence", 0.95, path, 0.5, 0.999),
-                   bootstrap_samples=int(_number(regression, "bootstrap_samples", 2000, path,
-                                                 99, 1e6)),
-                   margins={str(k): float(v) for k, v in margins.items()},
-                   monitoring=_bounds(data.get("monitoring"), path, "monitoring",
-                                      (*GATED_METRICS, *MONITORED_ONLY)))
+        gates = cls(primary, thresholds,
+                    confidence=_number(regression, "confidence", 0.95, path, 0.5, 0.999),
+                    bootstrap_samples=int(_number(regression, "bootstrap_samples", 2000, path,
+                                                  99, 1e6)),
+                    margins={str(k): float(v) for k, v in margins.items()},
+                    monitoring=_bounds(data.get("monitoring"), path, "monitoring",
+                                       (*GATED_METRICS, *MONITORED_ONLY)))
+        if not thresholds and not explicit_none:
+            raise DataError("no thresholds: nothing would be checked and any candidate would "
+                            f"pass; list at least one of {list(GATED_METRICS)}, or write "
+                            "`thresholds: none` to gate on the champion comparison only",
+                            path=str(path), field="thresholds")
+        return gates
 
 
 def load_recall_gate(path: Path) -> float | None:

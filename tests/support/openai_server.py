@@ -236,7 +236,8 @@ class FakeOpenAIServer:
                  fail_first: int = 0, seed: int = 0, embedding_dim: int = 64,
                  rate_limit_routes: tuple[str, ...] | None = None, flaky_judge: bool = False,
                  finetune_steps: int = 2, finetune_outcome: str = "succeeded",
-                 port: int = 0) -> None:
+                 port: int = 0, route_latency_s: dict[str, float] | None = None,
+                 keep_raw: bool = False) -> None:
         if finetune_outcome not in _TERMINAL:
             raise ValueError(f"finetune_outcome must be one of {_TERMINAL}")
         if rate_limit_rps is not None and rate_limit_rps <= 0:
@@ -250,6 +251,12 @@ class FakeOpenAIServer:
         self.faults: Counter[str] = Counter()  # injected: "500", "429", "hang" (by route too)
         self.embedding_dim, self.finetune_steps = embedding_dim, finetune_steps
         self.finetune_outcome, self._port = finetune_outcome, port
+        # Extra latency for some routes only (e.g. {"embeddings": 2.0}: slow scoring, fast chat).
+        self.route_latency_s = dict(route_latency_s or {})
+        # keep_raw: every request as received (path, headers but Authorization, body bytes),
+        # whatever its status, for tests that grep what reached the endpoint.
+        self.keep_raw = keep_raw
+        self.raw_requests: list[tuple[str, str, bytes]] = []
         self.counts: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.requests: list[tuple[str, JSON]] = []
@@ -329,6 +336,10 @@ class FakeOpenAIServer:
         with self._lock:
             self.attempts[key] += 1
             extra = {"x-request-id": f"req_{sum(self.attempts.values()):08d}"}
+            if self.keep_raw:
+                shown = "".join(f"{k}: {v}\n" for k, v in headers.items()
+                                if k.lower() != "authorization")
+                self.raw_requests.append((key, shown, raw))
         if not _BEARER_RE.fullmatch(str(headers.get("Authorization", "")).strip()):
             return (*_error(401, "Missing or invalid bearer token.", "invalid_request_error",
                             "invalid_api_key"), extra)
@@ -376,6 +387,8 @@ class FakeOpenAIServer:
             self._stopping.wait(self.hang_s)
         if self.latency_s > 0:
             self._stopping.wait(self.latency_s)
+        if self.route_latency_s.get(key, 0) > 0:
+            self._stopping.wait(self.route_latency_s[key])
         return None
 
     def _count_fault(self, kind: str, key: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +39,16 @@ class Pricing:
         models = {}
         for name, spec in (data.get("models") or {}).items():
             try:
-                models[str(name)] = Price(float(spec["input"]), float(spec["output"]))
+                price = Price(float(spec["input"]), float(spec["output"]))
             except (KeyError, TypeError, ValueError) as exc:
                 raise DataError(f"model {name!r} needs numeric 'input' and 'output' prices",
                                 path=str(path), field=f"models.{name}") from exc
+            for side, value in (("input", price.input_per_m), ("output", price.output_per_m)):
+                # A negative price makes a candidate look cheaper than free and pass cost gates.
+                if not math.isfinite(value) or value < 0:
+                    raise DataError(f"a price must be a finite number >= 0 (USD per 1M tokens), "
+                                    f"found {value}", path=str(path), field=f"models.{name}.{side}")
+            models[str(name)] = price
         return cls(models, {str(k): str(v) for k, v in (data.get("prefixes") or {}).items()},
                    str(path))
 
