@@ -6,12 +6,14 @@ Evaluation and serving call these same functions, so what is scored is what is s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.providers.base import Message, Provider
 from llmops_pipelines.rag.retrieval import MODES, BM25Index, Retrieved, hybrid, lexical_search
-from llmops_pipelines.rag.vectorstore import ChromaIndex
+
+if TYPE_CHECKING:  # only a type here: rendering a prompt (fine-tune data) needs no chromadb
+    from llmops_pipelines.rag.vectorstore import ChromaIndex
 
 # How deep each retriever looks before hybrid fusion picks the top k.
 HYBRID_DEPTH = 20
