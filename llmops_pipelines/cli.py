@@ -1,10 +1,14 @@
-"""The `llmops` command: status, promote, rollback, history, serve and chat."""
+"""The `llmops` command: init, status, promote, rollback, history, serve and chat."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
+from contextlib import closing
+from pathlib import Path
 
 from llmops_pipelines.errors import LlmopsError
 from llmops_pipelines.settings import Settings
@@ -56,7 +60,8 @@ def _history(args: argparse.Namespace) -> int:
     from llmops_pipelines.promotion.deploy import render_history
     from llmops_pipelines.promotion.registry import Registry
 
-    events = Registry(Settings.from_env().registry_path).history(args.limit)
+    events = Registry(Settings.from_env().home / "registry.sqlite",
+                      read_only=True).history(args.limit)
     print(json.dumps(events, indent=2) if args.json else render_history(events))
     return 0
 
@@ -76,9 +81,71 @@ def _chat(args: argparse.Namespace) -> int:
     return chat(settings, url, once=args.once)
 
 
+def _init(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    settings.path("tables", ".keep")
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster").expanduser().resolve()
+    created = _init_instance(home)
+    print(f"Dagster instance {'created' if created else 'ready'} at {home}")
+    return 0
+
+
+def _has_runs_table(db: Path) -> bool:
+    if not db.exists():
+        return False
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone() is not None
+
+
+def _init_instance(home: Path) -> bool:
+    """DAGSTER_HOME with its dagster.yaml and storage; True when this call created the storage."""
+    import fcntl
+    import subprocess
+
+    # Two first runs on a fresh instance would both create its tables ("table runs already
+    # exists"): it is created here, once, under a lock, before any run starts.
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".llmops-init.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        if _has_runs_table(home / "history" / "runs.db"):
+            return False
+        # The dagster CLI, not an import: only defs/ imports dagster.
+        dagster = Path(sys.executable).with_name("dagster")
+        done = subprocess.run([str(dagster) if dagster.exists() else "dagster", "instance",
+                               "migrate"], env={**os.environ, "DAGSTER_HOME": str(home)},
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise LlmopsError(f"creating the Dagster instance at DAGSTER_HOME={home} failed: "
+                              f"{done.stderr.strip()[-800:]}")
+        return True
+
+
+def _storage_problem(exc: OSError | sqlite3.Error) -> str:
+    """What a failed read or write under LLMOPS_HOME means, naming the folder."""
+    try:
+        home = Settings.from_env().home
+    except LlmopsError:
+        return str(exc)
+    where = getattr(exc, "filename", None)
+    if isinstance(exc, OSError) and where and not str(where).startswith(str(home)):
+        return str(exc)  # not about our state (a port in use, a missing file elsewhere)
+    existing = next((p for p in (home, *home.parents) if p.exists()), home)
+    why = f"{exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    if not os.access(existing, os.W_OK):
+        return (f"LLMOPS_HOME {home} is read-only ({why}); this command writes state there: "
+                "point LLMOPS_HOME at a writable folder")
+    return f"cannot use LLMOPS_HOME {home}: {why}" + (f" ({where})" if where else "")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("init", help="create LLMOPS_HOME and the Dagster instance storage "
+                                    "(DAGSTER_HOME) before the first run")
+    p.set_defaults(func=_init)
     p = sub.add_parser("status", help="the champion and the latest evaluation per candidate")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_status)
@@ -112,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LlmopsError as exc:
         print(f"llmops: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:
+        print(f"llmops: error: {_storage_problem(exc)}", file=sys.stderr)
         return 2
 
 

@@ -194,7 +194,12 @@ class Settings:
     def path(self, *parts: str) -> Path:
         """A path under LLMOPS_HOME whose parent directory exists."""
         target = self.home.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only or foreign-owned home: say which folder
+            raise SettingsError(f"LLMOPS_HOME {self.home}: cannot create {target.parent} "
+                                f"({exc.strerror or exc}); point LLMOPS_HOME at a writable "
+                                "folder") from exc
         return target
 
     @property

@@ -21,9 +21,11 @@ def _clean(value: Any) -> Any:
 
 def status(settings: Settings) -> dict[str, Any]:
     """The champion, each candidate's latest metrics, and the versions they were built from."""
-    champion = Registry(settings.registry_path).get("champion")
-    summary_path = settings.tables_dir / "evaluation_summary.parquet"
-    decision_path = settings.tables_dir / "promotion_decision.json"
+    # Reads only: nothing is created, so a read-only (or never used) LLMOPS_HOME still reports.
+    champion = Registry(settings.home / "registry.sqlite", read_only=True).get("champion")
+    tables = settings.home / "tables"
+    summary_path = tables / "evaluation_summary.parquet"
+    decision_path = tables / "promotion_decision.json"
     candidates = []
     if summary_path.exists():
         for row in pd.read_parquet(summary_path).to_dict("records"):

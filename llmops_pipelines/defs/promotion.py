@@ -67,14 +67,18 @@ def champion(context: dg.AssetExecutionContext, llmops: LlmopsResource, promotio
     """Moves the registry's champion alias; runs only when every gate check passed."""
     registry = Registry(llmops.settings.registry_path)
     decision = promotion_decision
+    moved = False
     if decision["promote"]:
         cid = decision["candidate_id"]
         summary = evaluation_summary[evaluation_summary["candidate_id"] == cid].iloc[0].to_dict()
         rows = evaluation_rows[evaluation_rows["candidate_id"] == cid]
-        deployment = registry.promote(summary, decision["versions"],
-                                      reason="; ".join(decision["reasons"]), actor="dagster",
-                                      rows=keep_rows(rows), metrics=decision["gates"])
-        context.log.info(f"promoted {cid} as {deployment}")
+        # promote_once: a concurrent run may have promoted this very candidate already.
+        deployment, moved = registry.promote_once(summary, decision["versions"],
+                                                  reason="; ".join(decision["reasons"]),
+                                                  actor="dagster", rows=keep_rows(rows),
+                                                  metrics=decision["gates"])
+        context.log.info(f"promoted {cid} as {deployment}" if moved else
+                         f"{cid} ({deployment}) already is the champion: nothing to move")
         try:  # keep the prompt file `llmops serve` will load, whatever later edits do
             promoted = registry.get("champion")
             if promoted is not None:
@@ -84,5 +88,5 @@ def champion(context: dg.AssetExecutionContext, llmops: LlmopsResource, promotio
     now = registry.get("champion")
     value = {"candidate_id": now.candidate_id if now else None,
              "deployment_id": now.deployment_id if now else None,
-             "changed": bool(decision["promote"])}
+             "changed": moved}
     return dg.Output(value, metadata={k: str(v) for k, v in value.items()})

@@ -74,11 +74,17 @@ def _json(value: Any) -> str:
 class Registry:
     """Aliases (champion, challenger) over immutable deployments, with who/when/why."""
 
-    def __init__(self, path: Path, *, step_hook: Callable[[str], None] | None = None) -> None:
+    def __init__(self, path: Path, *, step_hook: Callable[[str], None] | None = None,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
         # Called between the statements of a change; tests kill the process there to prove
         # that a change lands whole or not at all.
         self._step = step_hook or (lambda _step: None)
+        # read_only: `llmops status`/`history` write nothing, so they work on a read-only home
+        # (a missing registry reads as empty instead of being created).
+        self.read_only = read_only
+        if read_only:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # executescript commits on its own, so the schema is created outside _tx.
         with closing(sqlite3.connect(self.path, timeout=30)) as conn:
@@ -117,16 +123,28 @@ class Registry:
                 rows: list[dict[str, Any]] | None = None,
                 metrics: dict[str, Any] | None = None) -> str:
         """Register the candidate and move the alias to it, atomically, with its evidence."""
+        deployment_id, moved = self.promote_once(summary, versions, reason=reason, alias=alias,
+                                                 actor=actor, rows=rows, metrics=metrics)
+        if not moved:
+            raise LlmopsError(f"{summary['candidate_id']} ({deployment_id}) already is "
+                              f"the {alias}")
+        return deployment_id
+
+    def promote_once(self, summary: dict[str, Any], versions: dict[str, str], *, reason: str,
+                     alias: str = "champion", actor: str | None = None,
+                     rows: list[dict[str, Any]] | None = None,
+                     metrics: dict[str, Any] | None = None) -> tuple[str, bool]:
+        """As promote, but an alias already on this deployment is left alone: (id, moved)."""
         with self._tx() as conn:
             deployment_id = self.register(conn, summary, versions)
-            if rows is not None:
-                conn.execute("INSERT OR REPLACE INTO deployment_rows VALUES (?, ?)",
-                             (deployment_id, _json(rows)))
             previous = conn.execute("SELECT deployment_id FROM aliases WHERE alias = ?",
                                     (alias,)).fetchone()
             if previous and previous[0] == deployment_id:
-                raise LlmopsError(f"{summary['candidate_id']} ({deployment_id}) already is "
-                                  f"the {alias}")
+                # Another run promoted it first (two runs decided at once): nothing to do.
+                return deployment_id, False
+            if rows is not None:
+                conn.execute("INSERT OR REPLACE INTO deployment_rows VALUES (?, ?)",
+                             (deployment_id, _json(rows)))
             self._step("registered")
             conn.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
                          (alias, deployment_id, time.time()))
@@ -135,7 +153,7 @@ class Registry:
                                     previous[0] if previous else None, actor or _actor(), reason,
                                     _json(metrics if metrics is not None else summary)))
             self._step("history-written")
-        return deployment_id
+        return deployment_id, True
 
     def record(self, action: str, summary: dict[str, Any] | None, versions: dict[str, str], *,
                reason: str, actor: str | None = None, metrics: dict[str, Any] | None = None) -> None:
@@ -181,9 +199,29 @@ class Registry:
         return self._one("SELECT * FROM deployments WHERE deployment_id = ? OR candidate_id = ? "
                          "ORDER BY created_at DESC LIMIT 1", (key, key))
 
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection | None]:
+        """A connection for reading; None when a read-only registry does not exist yet."""
+        if not self.read_only:
+            with closing(sqlite3.connect(self.path)) as conn:
+                yield conn
+            return
+        if not self.path.exists():
+            yield None
+            return
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            conn.execute("SELECT 1 FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL database on read-only media cannot create its -shm file; nothing can be
+            # writing it there either, so it may be read as immutable.
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?immutable=1", uri=True)
+        with closing(conn):
+            yield conn
+
     def _one(self, sql: str, args: tuple[Any, ...]) -> Deployment | None:
-        with closing(sqlite3.connect(self.path)) as conn:
-            row = conn.execute(sql, args).fetchone()
+        with self._reader() as conn:
+            row = conn.execute(sql, args).fetchone() if conn is not None else None
         if row is None:
             return None
         names = [f.name for f in fields(Deployment)]
@@ -192,14 +230,17 @@ class Registry:
 
     def rows(self, deployment_id: str) -> list[dict[str, Any]] | None:
         """The per-question evaluation rows kept with a deployment, if any."""
-        with closing(sqlite3.connect(self.path)) as conn:
-            row = conn.execute("SELECT rows FROM deployment_rows WHERE deployment_id = ?",
-                               (deployment_id,)).fetchone()
+        with self._reader() as conn:
+            row = None if conn is None else conn.execute(
+                "SELECT rows FROM deployment_rows WHERE deployment_id = ?",
+                (deployment_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest `limit` events first; metrics decoded from JSON."""
-        with closing(sqlite3.connect(self.path)) as conn:
+        with self._reader() as conn:
+            if conn is None:
+                return []
             conn.row_factory = sqlite3.Row
             rows = conn.execute("SELECT h.*, d.candidate_id FROM history h LEFT JOIN deployments d "
                                 "USING (deployment_id) ORDER BY h.id DESC LIMIT ?",
