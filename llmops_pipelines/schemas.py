@@ -13,8 +13,9 @@ CURATED_DOCUMENTS = pa.schema([
     ("doc_id", STR), ("title", STR), ("text", STR), ("source_path", STR),
     ("split", STR), ("n_chars", I64), ("content_hash", STR),
     # line: where a CSV row / JSON object starts (0 = the whole file); format: markdown, text,
-    # csv, json, jsonl; tags: comma-separated.
-    ("line", I64), ("format", STR), ("tags", STR),
+    # csv, json, jsonl; tags: comma-separated; flags: rules the row hit but was kept for
+    # (csv_formula, prompt_injection), comma-separated.
+    ("line", I64), ("format", STR), ("tags", STR), ("flags", STR),
 ])
 
 CURATED_QA = pa.schema([
@@ -22,7 +23,7 @@ CURATED_QA = pa.schema([
     ("split", STR), ("source_path", STR), ("line", I64), ("origin", STR),
     # origin: file | faq | synthetic; split: train | eval | test | unlabeled (no ground truth);
     # tags: comma-separated; meta: the row's other fields as JSON (e.g. customerId).
-    ("tags", STR), ("meta", STR),
+    ("tags", STR), ("meta", STR), ("flags", STR),  # flags: as in curated_documents
 ])
 
 CURATION_REJECTS = pa.schema([

@@ -128,6 +128,9 @@ class Settings:
     retrain_growth: float = 0.2
     # May carry credentials (user:password@, ?token=): a secret, so never in repr or logs.
     alert_webhook: str | None = field(default=None, repr=False)
+    index_allow_shrink: bool = False  # a sync may empty or halve the index (else it refuses)
+    index_max_shrink: float = 0.5  # the share of the index a sync may lose without the above
+    prompt_env_allow: tuple[str, ...] = ()  # variables ${env:} may read; secrets never
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -188,6 +191,10 @@ class Settings:
             sensor_interval_s=_int(env, "LLMOPS_SENSOR_INTERVAL_S", 30, minimum=1),
             retrain_growth=_positive(env, "LLMOPS_RETRAIN_GROWTH", 0.2),
             alert_webhook=env.get("LLMOPS_ALERT_WEBHOOK") or None,
+            index_allow_shrink=_choice(env, "LLMOPS_INDEX_ALLOW_SHRINK", ("0", "1")) == "1",
+            index_max_shrink=min(_float(env, "LLMOPS_INDEX_MAX_SHRINK", 0.5) or 0.0, 1.0),
+            prompt_env_allow=tuple(n.strip() for n in env.get("LLMOPS_PROMPT_ENV_ALLOW", "").split(",")
+                                   if n.strip()),
         )
 
     # Where each kind of state lives under LLMOPS_HOME; created on first use.

@@ -114,3 +114,17 @@ def accounted(accounting: dict[str, int]) -> Outcome:
                    f"documents + {accounting.get('qa', 0)} Q&A + {accounting.get('rejected', 0)} "
                    f"rejected" + ("" if ok else f" + {accounting.get('unaccounted')} unaccounted"),
                    dict(accounting))
+
+
+def has_documents(documents: pd.DataFrame, folder: Any, accounting: dict[str, int],
+                  rule_hits: dict[str, int]) -> Outcome:
+    """At least one curated document; else the folder and its counts, before anything syncs."""
+    n = len(documents)
+    if n:
+        return Outcome(True, f"{n} documents from {folder}", {"documents": n})
+    hits = {rule: k for rule, k in rule_hits.items() if k}
+    why = f": {hits}" if hits else ""
+    return Outcome(False, f"0 documents curated from {folder} ({accounting.get('ingested', 0)} "
+                   f"units ingested, {accounting.get('rejected', 0)} rejected{why}): check "
+                   "LLMOPS_DATASETS_DIR; nothing downstream (the index) runs on an empty set",
+                   {"documents": 0, **accounting})

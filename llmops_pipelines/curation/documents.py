@@ -89,19 +89,20 @@ def _names(doc: DocDraft) -> set[str]:
     return {f"{n}#{doc.key}" for n in names} if doc.key is not None else names
 
 
-def assign_ids(docs: list[DocDraft], c: Collector,
-               duplicates: Sequence[DocDraft] = ()) -> tuple[list[DocDraft], dict[str, str]]:
+def assign_ids(docs: list[DocDraft], c: Collector, duplicates: Sequence[DocDraft] = ()
+               ) -> tuple[list[DocDraft], dict[str, tuple[str, ...]]]:
     """Short ids people recognise (the file stem, unique in the dataset, + #record key); and aliases.
 
     The alias map resolves what a Q&A `source` may say: the id, the path, the file name or stem;
-    a source naming a duplicate resolves to the document it duplicates.
+    a source naming a duplicate resolves to the document it duplicates; a name several documents
+    share maps to all of them (ambiguous).
     """
     files = sorted({d.source_path for d in docs})
     shared = Counter(a for rel in files for a in set(file_aliases(rel)))
     # The first name no other file shares: a stem two files share falls back to the path.
     file_id = {rel: next((a for a in file_aliases(rel) if shared[a] == 1), rel) for rel in files}
     seen: dict[str, str] = {}
-    aliases: dict[str, str] = {}
+    aliases: dict[str, set[str]] = {}
     kept = []
     for doc in docs:
         base = file_id[doc.source_path]
@@ -118,6 +119,6 @@ def assign_ids(docs: list[DocDraft], c: Collector,
               if d.duplicate_of is not None and id(d.duplicate_of) in kept_ids]
     for doc, names in named:
         for name in names:
-            # A name two documents share is ambiguous and resolves to neither.
-            aliases[name] = "" if name in aliases and aliases[name] != doc.doc_id else doc.doc_id
-    return kept, {k: v for k, v in aliases.items() if v}
+            # A name two documents share is ambiguous: it resolves to neither, and says so.
+            aliases.setdefault(name, set()).add(doc.doc_id)
+    return kept, {name: tuple(sorted(ids)) for name, ids in aliases.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -43,6 +44,9 @@ class Quality:
     min_question_chars: int = 3
     max_question_chars: int = 2_000
     near_duplicate: float = 0.9  # Jaccard similarity of character 5-gram sets
+    # One bad file is one reject: bigger files and deeper JSON nesting are refused, not parsed.
+    max_file_bytes: int = 50_000_000
+    max_json_depth: int = 64
 
 
 @dataclass(frozen=True)
@@ -127,9 +131,44 @@ def load_config(root: Path) -> DatasetConfig:
     )
 
 
-def discover(root: Path, config: DatasetConfig) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
-    """(path, relative path) of every data file, sorted; and (relative path, why) of files skipped."""
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+def _walk(root: Path) -> tuple[list[Path], list[tuple[str, str, str]]]:
+    """Regular files under root, never leaving it; and (rel, rule, reason) for links refused."""
+    base = root.resolve()
+    files, refused = [], []
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        here = Path(folder)
+        for name in sorted(dirs):
+            path = here / name
+            if path.is_symlink():
+                dirs.remove(name)  # a linked folder is never walked: inside, it is walked anyway
+                target = path.resolve()
+                if not target.is_relative_to(base):
+                    refused.append((path.relative_to(root).as_posix(), "symlink_outside",
+                                    f"a link to {target}, outside the dataset folder {base}"))
+        for name in names:
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            if not path.is_symlink():
+                if path.is_file():
+                    files.append(path)
+                continue
+            target = Path(os.path.realpath(path))
+            if not target.exists():
+                refused.append((rel, "broken_symlink", f"a link to {os.readlink(path)}, which "
+                                "does not exist"))
+            elif not target.is_relative_to(base):
+                refused.append((rel, "symlink_outside",
+                                f"a link to {target}, outside the dataset folder {base}"))
+            elif target.is_file():
+                files.append(path)
+    return sorted(files), sorted(refused)
+
+
+def discover(root: Path, config: DatasetConfig) -> tuple[list[tuple[Path, str]], list[tuple[str, str]],
+                                                         list[tuple[str, str, str]]]:
+    """(path, relative path) of every data file, sorted; (relative path, why) of files skipped;
+    (relative path, rule, reason) of links refused: the walk never leaves root."""
+    files, refused = _walk(root)
     # A folder holding .prompty files holds prompts and their sample inputs, not data.
     prompt_dirs = {p.parent for p in files if p.suffix == ".prompty"}
     data, skipped = [], []
@@ -152,4 +191,4 @@ def discover(root: Path, config: DatasetConfig) -> tuple[list[tuple[Path, str]],
             skipped.append((rel, why))
         else:
             data.append((path, rel))
-    return data, skipped
+    return data, skipped, refused

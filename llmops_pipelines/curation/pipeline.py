@@ -11,12 +11,13 @@ from typing import Any
 
 import pandas as pd
 
-from llmops_pipelines.curation import documents, questions
+from llmops_pipelines.curation import documents, hazards, questions
 from llmops_pipelines.curation.layout import discover, load_config
 from llmops_pipelines.curation.pii import PII_KINDS, scrub
 from llmops_pipelines.curation.readers import read_file
 from llmops_pipelines.curation.records import RULES, Collector, DocDraft, QaDraft
 from llmops_pipelines.curation.splits import assign_split, qa_split
+from llmops_pipelines.errors import DataError
 from llmops_pipelines.hashing import content_hash, stable_json
 from llmops_pipelines.schemas import CURATED_DOCUMENTS, CURATED_QA, CURATION_REJECTS, conform
 
@@ -49,13 +50,22 @@ def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
 def curate(root: Path, *, seed: int | None = None, synthesize: Synthesizer | None = None) -> Curated:
     """Ingest every file under root; every file, row or mined pair ends up curated or in rejects."""
     root = Path(root)
+    if not root.is_dir():
+        # A typo in LLMOPS_DATASETS_DIR must stop the run, not curate an empty dataset that
+        # the index would then sync down to nothing.
+        state = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(f"the datasets folder {root} {state}: set LLMOPS_DATASETS_DIR to the "
+                        "folder holding your documents and Q&A files")
     config = load_config(root)
     seed = config.seed if seed is None else seed
     c, seconds = Collector(), dict[str, float]()
     with _timed(seconds, "read"):
-        data, skipped = discover(root, config)
+        data, skipped, refused = discover(root, config)
         for rel, why in skipped:
             c.skip(rel, why)
+        for rel, rule, reason in refused:
+            c.unit("file")
+            c.reject(rel, 0, rule, reason)
         for path, rel in data:
             read_file(path, rel, config, c)
     with _timed(seconds, "clean"):
@@ -77,6 +87,7 @@ def curate(root: Path, *, seed: int | None = None, synthesize: Synthesizer | Non
             c.qa.extend(extra)
     with _timed(seconds, "questions"):
         kept_qa = questions.clean(c.qa, c, config, aliases)
+    c.hits.update(hazards.flag_rows(docs, kept_qa))
     return _frames(docs, kept_qa, c, doc_splits, seed, seconds)
 
 
@@ -84,11 +95,12 @@ def _frames(docs: list[DocDraft], qa: list[QaDraft], c: Collector, doc_splits: d
             seed: int, seconds: dict[str, float]) -> Curated:
     doc_rows = [{"doc_id": d.doc_id, "title": d.title, "text": d.text, "source_path": d.source_path,
                  "split": doc_splits[d.doc_id], "n_chars": len(d.text), "content_hash": d.content_hash,
-                 "line": d.line, "format": d.format, "tags": d.tags} for d in docs]
+                 "line": d.line, "format": d.format, "tags": d.tags,
+                 "flags": ",".join(d.flags)} for d in docs]
     qa_rows = [{"qa_id": r.qa_id, "question": r.question, "ground_truth": r.ground_truth,
                 "doc_id": r.doc_id, "source_path": r.source_path, "line": r.line, "origin": r.origin,
                 "split": qa_split(r.doc_id, r.qa_id or "", r.ground_truth is not None, doc_splits, seed),
-                "tags": r.tags, "meta": stable_json(r.meta)} for r in qa]
+                "tags": r.tags, "meta": stable_json(r.meta), "flags": ",".join(r.flags)} for r in qa]
     # A rejected line may hold the very PII curation removes elsewhere.
     reject_rows = [{**r, "raw": scrub(r["raw"], c.pii)} for r in c.rejects]
     frames = (

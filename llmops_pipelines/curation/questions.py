@@ -25,15 +25,23 @@ def _scrub(row: QaDraft, c: Collector, allow: tuple[str, ...]) -> None:
         c.hits["pii_scrubbed_questions"] += 1
 
 
-def _resolve(row: QaDraft, aliases: dict[str, str]) -> bool:
+def _resolve(row: QaDraft, aliases: dict[str, tuple[str, ...]]) -> tuple[str, str] | None:
+    """None once row.doc_id is set; else the (rule, reason) to reject the row with."""
     if row.doc_id is not None or row.source is None:
-        return True
-    row.doc_id = aliases.get(row.source) or aliases.get(row.source.strip())
-    return row.doc_id is not None
+        return None
+    ids = aliases.get(row.source) or aliases.get(row.source.strip()) or ()
+    if len(ids) == 1:
+        row.doc_id = ids[0]
+        return None
+    if ids:
+        return "ambiguous_source", (f"field 'source' names {row.source!r}, which is ambiguous: "
+                                    f"{', '.join(ids)}; name one by its id or path")
+    return "unknown_source", (f"field 'source' names {row.source!r}, which is no curated "
+                              "document (a document id, path, file name or unique stem)")
 
 
 def clean(rows: list[QaDraft], c: Collector, config: DatasetConfig,
-          aliases: dict[str, str]) -> list[QaDraft]:
+          aliases: dict[str, tuple[str, ...]]) -> list[QaDraft]:
     """Rows that pass every rule, in input order; hand-written rows come first, so they win ties."""
     q = config.quality
     ids: dict[str, str] = {}
@@ -59,9 +67,9 @@ def clean(rows: list[QaDraft], c: Collector, config: DatasetConfig,
                       f"> {q.max_question_chars}")
             continue
         _scrub(row, c, config.pii_allow)
-        if not _resolve(row, aliases):
-            reject_qa(c, row, "unknown_source", f"field 'source' names {row.source!r}, which is no "
-                      "curated document (a document id, path, file name or unique stem)")
+        unresolved = _resolve(row, aliases)
+        if unresolved:
+            reject_qa(c, row, *unresolved)
             continue
         row.qa_id = row.qa_id or content_hash(row.source_path, row.question, length=12)
         if row.qa_id in ids:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_pipelines.curation import faq
+from llmops_pipelines.curation.hazards import too_deep
 from llmops_pipelines.curation.layout import RECORD_SUFFIXES, TEXT_SUFFIXES, DatasetConfig
 from llmops_pipelines.curation.records import Collector, DocDraft
 from llmops_pipelines.curation.tabular import route_records
@@ -17,8 +18,13 @@ from llmops_pipelines.curation.tabular import route_records
 HEADING = re.compile(r"^#\s+(.+)$", re.MULTILINE)
 
 
-def read_text(path: Path, rel: str, c: Collector) -> str | None:
-    """The file as text, or None after a not_utf8 / empty_file reject."""
+def read_text(path: Path, rel: str, c: Collector, max_bytes: int | None = None) -> str | None:
+    """The file as text, or None after a too_large / not_utf8 / empty_file reject."""
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        c.reject(rel, 1, "too_large", f"file has {size} bytes > {max_bytes} (datasets.yaml "
+                 "quality.max_file_bytes): split it or raise the limit")
+        return None
     try:
         # A leading byte-order mark (Windows editors) is still UTF-8: drop it, keep the text.
         text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
@@ -36,7 +42,7 @@ def read_text(path: Path, rel: str, c: Collector) -> str | None:
 def read_document_file(path: Path, rel: str, fmt: str, config: DatasetConfig, c: Collector) -> None:
     """A .md/.txt file is one document; its FAQ section, if any, is mined for Q&A pairs."""
     c.unit("document")
-    text = read_text(path, rel, c)
+    text = read_text(path, rel, c, config.quality.max_file_bytes)
     if text is None:
         return
     heading = HEADING.search(text)
@@ -80,7 +86,17 @@ def _csv_records(text: str, rel: str, c: Collector) -> list[tuple[int, dict[str,
     return records
 
 
-def _json_records(text: str, rel: str, c: Collector) -> list[tuple[int, Any]] | None:
+def _deep(rel: str, line: int, limit: int, c: Collector, raw: str = "") -> None:
+    c.reject(rel, line, "too_deep", f"JSON nested deeper than {limit} levels (datasets.yaml "
+             "quality.max_json_depth)", raw)
+
+
+def _json_records(text: str, rel: str, c: Collector, limit: int) -> list[tuple[int, Any]] | None:
+    deep_at = too_deep(text, limit)
+    if deep_at is not None:
+        c.unit("file")
+        _deep(rel, deep_at, limit, c)
+        return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -102,10 +118,14 @@ def _json_records(text: str, rel: str, c: Collector) -> list[tuple[int, Any]] | 
     return items
 
 
-def _jsonl_records(text: str, rel: str, c: Collector) -> list[tuple[int, Any]]:
+def _jsonl_records(text: str, rel: str, c: Collector, limit: int) -> list[tuple[int, Any]]:
     records = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
+            continue
+        if too_deep(raw, limit) is not None:
+            c.unit("qa_or_document")
+            _deep(rel, number, limit, c, raw)
             continue
         try:
             records.append((number, json.loads(raw)))
@@ -117,19 +137,26 @@ def _jsonl_records(text: str, rel: str, c: Collector) -> list[tuple[int, Any]]:
 
 def read_record_file(path: Path, rel: str, fmt: str, config: DatasetConfig, c: Collector) -> None:
     """CSV rows, a JSON object or array, JSON lines: Q&A when records have a question, else documents."""
-    text = read_text(path, rel, c)
+    text = read_text(path, rel, c, config.quality.max_file_bytes)
     if text is None:
         c.unit("file")
         return
+    depth = config.quality.max_json_depth
     records: list[tuple[int, Any]] | None
     if fmt == "csv":
         records = _csv_records(text, rel, c)
     elif fmt == "json":
-        records = _json_records(text, rel, c)
+        records = _json_records(text, rel, c, depth)
         if records is None:
             return
     else:
-        records = _jsonl_records(text, rel, c)
+        records = _jsonl_records(text, rel, c, depth)
+    if not records and not any(r["source_path"] == rel for r in c.rejects):
+        # A header without rows, `[]`, blank lines: the file must not vanish without a trace.
+        c.unit("file")
+        c.reject(rel, 1, "empty_file", f"no records in this {fmt.upper()} file (a header or an "
+                 "empty array only)", text)
+        return
     route_records(records, rel, fmt, config.rule_for(rel), c, single=fmt == "json" and
                   len(records) == 1 and not text.lstrip().startswith("["))
 

@@ -8,12 +8,15 @@ from typing import Any
 
 REJECT_RAW_CHARS = 500
 # Every rule, so the metadata shows the ones that hit nothing too. pii_* rules change rows
-# (count = rows scrubbed); the others reject them.
+# (count = rows scrubbed); FLAGS keep rows and name themselves in the row's `flags` (count =
+# rows flagged); the others reject them.
+FLAGS = ("csv_formula", "prompt_injection")
 RULES = ("not_utf8", "empty_file", "unsupported_file", "invalid_json", "malformed_csv",
-         "missing_field", "too_short", "too_long", "duplicate_document", "near_duplicate_document",
-         "duplicate_id", "faq_no_answer", "synthetic_no_answer", "unknown_source", "duplicate_qa_id",
-         "duplicate_question", "near_duplicate_question", "pii_scrubbed_documents",
-         "pii_scrubbed_questions")
+         "missing_field", "too_short", "too_long", "too_large", "too_deep", "symlink_outside",
+         "broken_symlink", "duplicate_document", "near_duplicate_document",
+         "duplicate_id", "faq_no_answer", "synthetic_no_answer", "unknown_source",
+         "ambiguous_source", "duplicate_qa_id", "duplicate_question", "near_duplicate_question",
+         "pii_scrubbed_documents", "pii_scrubbed_questions", *FLAGS)
 
 
 @dataclass
@@ -30,6 +33,7 @@ class QaDraft:
     tags: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     doc_id: str | None = None
+    flags: list[str] = field(default_factory=list)  # FLAGS rules the row hit (kept, flagged)
 
 
 @dataclass
@@ -48,6 +52,7 @@ class DocDraft:
     doc_id: str = ""
     content_hash: str = ""
     duplicate_of: DocDraft | None = None  # the kept document this rejected one repeats
+    flags: list[str] = field(default_factory=list)  # FLAGS rules the row hit (kept, flagged)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from llmops_pipelines.curation import pii
+from llmops_pipelines.curation.hazards import formula_cell
 from llmops_pipelines.curation.layout import FileRule
 from llmops_pipelines.curation.records import Collector, DocDraft, QaDraft
 
@@ -41,7 +42,13 @@ def _tags(value: Any) -> str:
     return ",".join(dict.fromkeys(str(t).strip() for t in items if str(t).strip()))
 
 
-def _qa(line: int, record: dict[str, Any], rel: str, rule: FileRule, c: Collector) -> None:
+def _formula_flags(record: dict[str, Any], fmt: str) -> list[str]:
+    # Kept and flagged: the cell is data here, a formula only once a spreadsheet opens an export.
+    return ["csv_formula"] if fmt == "csv" and any(map(formula_cell, record.values())) else []
+
+
+def _qa(line: int, record: dict[str, Any], rel: str, fmt: str, rule: FileRule,
+        c: Collector) -> None:
     c.unit("qa")
     q_key = _key(record, QUESTION_FIELDS, rule.question)
     if q_key is None or not str(record.get(q_key) or "").strip():
@@ -54,12 +61,13 @@ def _qa(line: int, record: dict[str, Any], rel: str, rule: FileRule, c: Collecto
     tags_key = _key(record, ("tags",), None)
     used = {q_key, a_key, s_key, id_key, tags_key}
     answer = record.get(a_key) if a_key else None
+    flags = _formula_flags(record, fmt)
     meta = pii.scrub_record({k: v for k, v in record.items() if k not in used and _present(v)}, c.pii)
     c.qa.append(QaDraft(
         question=str(record[q_key]), ground_truth=str(answer) if _present(answer) else None,
         source=str(record[s_key]) if s_key and _present(record[s_key]) else None,
         source_path=rel, line=line, qa_id=str(record[id_key]) if id_key and _present(record[id_key])
-        else None, tags=_tags(record.get(tags_key) if tags_key else None), meta=meta))
+        else None, tags=_tags(record.get(tags_key) if tags_key else None), meta=meta, flags=flags))
 
 
 def _field_line(name: str, value: Any) -> str:
@@ -91,6 +99,7 @@ def _document(line: int, index: int, record: dict[str, Any], rel: str, fmt: str,
         c.reject(rel, line, "missing_field", f"field '{rule.text}' (datasets.yaml `text`) is missing",
                  json.dumps(record, ensure_ascii=False, default=str))
         return
+    flags = _formula_flags(record, fmt)
     # Personal fields go before rendering, so a name never reaches the text, the title or an id.
     before = sum(c.pii.values())
     record = pii.scrub_record(record, c.pii)
@@ -102,7 +111,7 @@ def _document(line: int, index: int, record: dict[str, Any], rel: str, fmt: str,
     c.docs.append(DocDraft(title=title, text=render_record(record, title_key, text_key),
                            source_path=rel, line=line, format=fmt, key=key,
                            tags=_tags(record.get(_key(record, ("tags",), None) or "")),
-                           pii_hits=sum(c.pii.values()) - before))
+                           pii_hits=sum(c.pii.values()) - before, flags=flags))
 
 
 def route_records(records: list[tuple[int, Any]], rel: str, fmt: str, rule: FileRule,
@@ -118,6 +127,6 @@ def route_records(records: list[tuple[int, Any]], rel: str, fmt: str, rule: File
                      f"a record must be a JSON object, found {type(record).__name__}",
                      json.dumps(record, default=str))
         elif is_qa:
-            _qa(line, record, rel, rule, c)
+            _qa(line, record, rel, fmt, rule, c)
         else:
             _document(line, index, record, rel, fmt, rule, c, single)

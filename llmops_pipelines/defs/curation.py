@@ -23,7 +23,8 @@ def _synthesize(llmops: LlmopsResource, cache: CallCache) -> curation.Synthesize
     settings = llmops.settings
     if not settings.synthetic_qa:
         return None
-    prompt = load_prompt(settings.assets_dir / "generators" / "synthetic_qa.prompty")
+    prompt = load_prompt(settings.assets_dir / "generators" / "synthetic_qa.prompty",
+                         env_allow=settings.prompt_env_allow)
     params = chat_params(prompt, llmops.run_defaults())
     chat = chat_text(llmops.provider, cache, settings.chat_model, params, "synthetic-qa")
     return synthesizer(chat, prompt, settings.synthetic_qa, settings.chat_model)
@@ -50,6 +51,8 @@ def _check(outcome: checks.Outcome, *, asset_key: dg.AssetKey | None = None,
                                       "any curated table; replacements counted per kind."),
         dg.AssetCheckSpec("nothing_silently_dropped", asset=REJECTS, blocking=True,
                           description="ingested = documents + Q&A + rejects."),
+        dg.AssetCheckSpec("has_documents", asset=DOCS, blocking=True,
+                          description="At least one document: an empty set would empty the index."),
     ],
 )
 def curated(context: dg.AssetExecutionContext, llmops: LlmopsResource):
@@ -91,6 +94,8 @@ def curated(context: dg.AssetExecutionContext, llmops: LlmopsResource):
                  asset_key=dg.AssetKey(DOCS), check_name="pii_scrubbed")
     yield _check(checks.accounted(result.accounting), asset_key=dg.AssetKey(REJECTS),
                  check_name="nothing_silently_dropped")
+    yield _check(checks.has_documents(docs, folder, result.accounting, result.rule_hits),
+                 asset_key=dg.AssetKey(DOCS), check_name="has_documents")
 
 
 def _skipped_list(skipped: list[dict[str, str]]) -> str:

@@ -54,8 +54,10 @@ def rag_chunks(context: dg.AssetExecutionContext, llmops: LlmopsResource,
 def rag_index(context: dg.AssetExecutionContext, llmops: LlmopsResource,
               rag_chunks: pd.DataFrame) -> dg.Output[dict]:
     """Sync the Chroma collection: embed only new chunks, delete stale ones."""
-    index = llmops.index()
-    report = index.sync(rag_chunks, progress=context.log.info)
+    index, settings = llmops.index(), llmops.settings
+    # A typo'd or emptied datasets folder must not sync the live index down to nothing.
+    report = index.sync(rag_chunks, progress=context.log.info, source=str(settings.datasets_dir),
+                        max_shrink=None if settings.index_allow_shrink else settings.index_max_shrink)
     value = {"collection": index.name, "index_version": report.index_version,
              "count": report.count, "added": len(report.plan.to_add),
              "deleted": len(report.plan.to_delete), "metadata_updated": len(report.plan.to_update),

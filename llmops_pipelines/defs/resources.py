@@ -1,11 +1,16 @@
-"""Resources: settings and the provider, built when a run starts (never at import)."""
+"""Resources: settings and the provider, built when a run starts (never at import).
 
+With cli.py, the only place that reads the environment: runs through LlmopsResource, sensors
+and schedules (which have no run) through automation_settings().
+"""
 
+import os
 from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from llmops_pipelines.automation.config import automation_settings as _automation
 from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.prompts import Prompt, load_prompts
 from llmops_pipelines.providers import Provider, make_provider
@@ -41,10 +46,16 @@ class LlmopsResource(dg.ConfigurableResource):
                                 embedding_model=s.embedding_model, embed=self.provider.embed)
 
     def prompts(self) -> list[Prompt]:
-        return load_prompts(self.settings.assets_dir / "prompts")
+        return load_prompts(self.settings.assets_dir / "prompts",
+                            env_allow=self.settings.prompt_env_allow)
 
     def pricing(self) -> Pricing:
         return Pricing.load(self.settings.assets_dir / "pricing.yaml")
 
     def run_defaults(self) -> dict[str, Any]:
         return {"max_tokens": self.settings.max_tokens}
+
+
+def automation_settings() -> Settings:
+    """What sensors and schedules read: the automation variables of this process alone."""
+    return _automation(os.environ)

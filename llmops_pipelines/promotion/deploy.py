@@ -15,7 +15,14 @@ from llmops_pipelines.promotion.gates import Gates
 from llmops_pipelines.promotion.paired_bootstrap import keep_rows, rows_frame
 from llmops_pipelines.promotion.registry import Deployment, Registry
 from llmops_pipelines.promotion.report import decision_record
-from llmops_pipelines.prompts import Prompt, load_prompt, load_prompts
+from llmops_pipelines.prompts import (
+    Prompt,
+    check_prompt_name,
+    load_prompt,
+    load_prompts,
+    name_slug,
+    safe_name,
+)
 from llmops_pipelines.settings import Settings
 
 
@@ -88,11 +95,17 @@ def render_history(events: list[dict[str, Any]]) -> str:
 
 def snapshot_prompt(settings: Settings, deployment: Deployment) -> Prompt:
     """The deployment's prompt, kept under LLMOPS_HOME so later edits to assets/ change nothing."""
-    folder = settings.home / "deployments" / deployment.deployment_id
-    kept = folder / f"{deployment.prompt_name}.prompty"
+    # Registry rows are data: the id and the name are checked before they become a path.
+    root = settings.home / "deployments"
+    folder = root / safe_name(deployment.deployment_id, what="deployment id")
+    kept = folder / f"{name_slug(check_prompt_name(deployment.prompt_name))}.prompty"
+    if not kept.resolve().is_relative_to(root.resolve()):
+        raise PromptError(f"deployment {deployment.deployment_id}: prompt name "
+                          f"{deployment.prompt_name!r} cannot be used: it leaves {root}")
+    allow = settings.prompt_env_allow
     if kept.exists():
-        return load_prompt(kept)
-    for prompt in load_prompts(settings.assets_dir / "prompts"):
+        return load_prompt(kept, env_allow=allow)
+    for prompt in load_prompts(settings.assets_dir / "prompts", env_allow=allow):
         if prompt.version == deployment.prompt_version:
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(prompt.path, kept)

@@ -14,7 +14,7 @@ import pandas as pd
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from llmops_pipelines.errors import ProviderError, SettingsError
+from llmops_pipelines.errors import DataError, ProviderError, SettingsError
 from llmops_pipelines.providers import make_provider
 from llmops_pipelines.rag.chunking import (
     SyncPlan,
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 EMBED_BATCH = 128
 PROGRESS_EVERY = 1000  # chunks between two progress lines of a sync
 GET_PAGE = 5000
+# A sync may shrink the collection by at most this share (net of what it adds) unless allowed.
+MAX_SHRINK = 0.5
 
 
 @register_embedding_function
@@ -90,6 +92,18 @@ class SyncReport:
     embed_calls: int = 0
     embed_seconds: float = 0.0
     seconds: float = 0.0
+
+
+def _refuse_shrink(present: int, deleting: int, wanted: int, source: str,
+                   max_shrink: float | None) -> None:
+    if max_shrink is None or present == 0 or (wanted > 0 and wanted >= present * (1 - max_shrink)):
+        return
+    where = f" from {source}" if source else ""
+    raise DataError(
+        f"refusing to sync the index{where}: it would delete {deleting} of {present} chunks and "
+        f"keep {wanted} (more than {max_shrink:.0%} of the collection lost"
+        f"{'; the curated set is empty' if wanted == 0 else ''}); check LLMOPS_DATASETS_DIR, or "
+        "set LLMOPS_INDEX_ALLOW_SHRINK=1 if this is intended")
 
 
 class ChromaIndex:
@@ -160,12 +174,19 @@ class ChromaIndex:
 
     def sync(self, chunks: pd.DataFrame, *, batch_size: int = EMBED_BATCH,
              progress_every: int = PROGRESS_EVERY,
-             progress: Callable[[str], None] = log.info) -> SyncReport:
-        """Add new chunks, delete stale ones, leave the rest untouched (no embedding calls)."""
+             progress: Callable[[str], None] = log.info, source: str = "",
+             max_shrink: float | None = MAX_SHRINK) -> SyncReport:
+        """Add new chunks, delete stale ones, leave the rest untouched (no embedding calls).
+
+        Refuses (DataError, nothing touched) a sync that would leave the collection more than
+        max_shrink smaller than it is, or empty: the mark of a wrong or emptied datasets folder
+        (`source`, named in the error), not of an edit. max_shrink=None allows anything.
+        """
         started = time.perf_counter()
         wanted = chunk_metadata(chunks)
         present = self.stored_metadata()
         plan = replace(plan_sync(wanted, present), to_update=metadata_updates(wanted, present))
+        _refuse_shrink(len(present), len(plan.to_delete), len(wanted), source, max_shrink)
         version = index_version(wanted, self.embedding_model)
         if plan.to_add or plan.to_delete or plan.to_update:
             # A sync that dies half-way must not look like a finished one to readers.

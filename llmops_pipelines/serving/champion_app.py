@@ -33,6 +33,7 @@ class Served:
     deployment: Deployment
     result: ChatResult
     contexts: list[Retrieved]
+    warning: str | None = None  # set when the answer had no index to retrieve from
 
 
 class ChampionApp:
@@ -55,6 +56,21 @@ class ChampionApp:
                                            embed=self.provider.embed)
         return self._index
 
+    def index_state(self) -> dict[str, Any]:
+        """The index serving retrieves from: its count and version, and what is wrong, if anything."""
+        try:
+            index = self.index()
+            count, version = index.collection.count(), index.index_version
+        except Exception as exc:  # noqa: BLE001 (any store failure is reported, not raised: /health)
+            return {"count": 0, "version": None, "problem": f"index unavailable: {type(exc).__name__}"}
+        problem = None
+        if count == 0:
+            problem = (f"index {index.name} is empty: answering without retrieved context; "
+                       "materialize rag_index")
+        elif version == "syncing":
+            problem = "a sync is under way or was interrupted: answers use the chunks present"
+        return {"count": count, "version": version, "collection": index.name, "problem": problem}
+
     def champion(self) -> tuple[Deployment, Prompt]:
         deployment = self.registry.get("champion")
         if deployment is None:
@@ -67,8 +83,12 @@ class ChampionApp:
     def answer(self, question: str) -> Served:
         """Retrieve, render and chat, exactly as evaluation does for this deployment."""
         deployment, prompt = self.champion()
-        contexts = retrieve(self.provider, self.index(), [question], self.settings.top_k,
-                            mode=self.settings.retrieval)[0]
+        state = self.index_state()
+        # An empty or missing index answers without context (and says so) instead of failing:
+        # the index is never emptied by a sync on purpose (see ChromaIndex.sync's guard).
+        contexts = [] if state["count"] == 0 else retrieve(
+            self.provider, self.index(), [question], self.settings.top_k,
+            mode=self.settings.retrieval)[0]
         messages = render(prompt, question, contexts)
         params: dict[str, Any] = {**chat_params(prompt, {"max_tokens": self.settings.max_tokens}),
                                   **json.loads(deployment.params or "{}")}
@@ -77,7 +97,7 @@ class ChampionApp:
         else:
             with self._model_lock:
                 result = self.provider.chat(messages, model=deployment.model, **params)
-        return Served(deployment, result, contexts)
+        return Served(deployment, result, contexts, state["problem"] if state["count"] == 0 else None)
 
 
 def exchange_record(exchange_id: str, question: str, served: Served) -> dict[str, Any]:

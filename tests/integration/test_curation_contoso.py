@@ -110,7 +110,7 @@ def test_contoso_through_dagster_with_every_check(isolated_home: Path, monkeypat
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {"pii_scrubbed", "nothing_silently_dropped", "documents_schema",
                                 "documents_keys", "qa_schema", "qa_keys", "qa_no_split_leakage",
-                                "qa_min_eval_rows", "rejects_schema"}
+                                "qa_min_eval_rows", "rejects_schema", "has_documents"}
     assert all(e.passed for e in evaluations.values())
     pii = evaluations["pii_scrubbed"].metadata
     assert pii["replaced_email"].value >= 12 and pii["replaced_phone"].value >= 12

@@ -322,9 +322,10 @@ def test_curated_tables_have_declared_types(tmp_path: Path) -> None:
     result = curate(_make(tmp_path / "ds"))
     # The first columns are the historical contract; later ones were added, never renamed.
     assert list(result.documents.columns) == ["doc_id", "title", "text", "source_path", "split",
-                                              "n_chars", "content_hash", "line", "format", "tags"]
+                                              "n_chars", "content_hash", "line", "format", "tags",
+                                              "flags"]
     assert list(result.qa.columns) == ["qa_id", "question", "ground_truth", "doc_id", "split",
-                                       "source_path", "line", "origin", "tags", "meta"]
+                                       "source_path", "line", "origin", "tags", "meta", "flags"]
     assert list(result.rejects.columns) == ["source_path", "line", "rule", "reason", "raw"]
     assert result.qa["line"].dtype == "int64"
 
