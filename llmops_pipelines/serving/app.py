@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,6 +23,52 @@ from llmops_pipelines.serving.production_log import ProductionLog
 
 log = logging.getLogger(__name__)
 RATINGS = {"up": 1, "down": -1, "1": 1, "-1": -1}
+MAX_BODY_BYTES = 1 << 20  # LLMOPS_SERVE_MAX_BODY_BYTES
+
+
+class BodyTooLarge(Exception):
+    """A request body over the limit: answered 413 before it is read whole."""
+
+
+class ServedIds:
+    """The exchange ids in the production log: feedback may rate only what was served.
+
+    The log is the record, so ids served before a restart (or by another process writing the
+    same log) count; it is read incrementally from where the last lookup stopped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._offset, self._ids = Path(path), 0, set[str]()
+        self._lock = threading.Lock()
+
+    def add(self, exchange_id: str) -> None:
+        with self._lock:
+            self._ids.add(exchange_id)
+
+    def __contains__(self, exchange_id: object) -> bool:
+        with self._lock:
+            if exchange_id in self._ids:
+                return True
+            self._catch_up()
+            return exchange_id in self._ids
+
+    def _catch_up(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as f:
+            if self._offset > self.path.stat().st_size:  # rotated: read the new file whole
+                self._offset = 0
+            f.seek(self._offset)
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    break  # a line still being written: read it next time
+                self._offset += len(raw)
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    continue  # monitoring reports unreadable lines; here they rate nothing
+                if isinstance(record, dict) and record.get("type") == "exchange":
+                    self._ids.add(str(record.get("id")))
 
 
 def _error(status: int, message: str, code: str, type_: str = "invalid_request_error") -> JSONResponse:
@@ -39,9 +88,11 @@ def _question(body: Any) -> str | None:
     return None
 
 
-def create_app(app: ChampionApp, token: str, production_log: ProductionLog) -> Starlette:
+def create_app(app: ChampionApp, token: str, production_log: ProductionLog, *,
+               max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
     """The ASGI app; every route but /health needs `Authorization: Bearer <token>`."""
     expected = f"Bearer {token}".encode()
+    served_ids = ServedIds(production_log.path)
 
     def authorised(request: Request) -> bool:
         given = request.headers.get("authorization", "").encode()
@@ -52,16 +103,34 @@ def create_app(app: ChampionApp, token: str, production_log: ProductionLog) -> S
         return _error(401, "missing or wrong bearer token (set LLMOPS_SERVE_TOKEN on the "
                            "server and send it as the API key)", "invalid_api_key")
 
+    def too_large() -> JSONResponse:
+        return _error(413, f"request body over LLMOPS_SERVE_MAX_BODY_BYTES={max_body_bytes} "
+                           "bytes", "request_too_large")
+
     async def body_of(request: Request) -> Any:
+        # Checked on the declared length and again while reading (chunked bodies declare none),
+        # so an oversized body is never held in memory.
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body_bytes:
+            raise BodyTooLarge
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise BodyTooLarge
+            chunks.append(chunk)
         try:
-            return await request.json()
-        except ValueError:
+            return json.loads(b"".join(chunks))
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             return None
 
     async def chat(request: Request) -> JSONResponse:
         if not authorised(request):
             return refuse()
-        body = await body_of(request)
+        try:
+            body = await body_of(request)
+        except BodyTooLarge:
+            return too_large()
         if isinstance(body, dict) and body.get("stream"):
             return _error(400, "stream=true is not supported by llmops serve", "unsupported")
         question = _question(body)
@@ -82,6 +151,7 @@ def create_app(app: ChampionApp, token: str, production_log: ProductionLog) -> S
         record = exchange_record(exchange_id, question, served)
         record["total_ms"] = (time.perf_counter() - started) * 1000
         await run_in_threadpool(production_log.append, record)
+        served_ids.add(exchange_id)
         r = served.result
         return JSONResponse({
             "id": exchange_id, "object": "chat.completion", "created": int(time.time()),
@@ -100,13 +170,20 @@ def create_app(app: ChampionApp, token: str, production_log: ProductionLog) -> S
     async def feedback(request: Request) -> JSONResponse:
         if not authorised(request):
             return refuse()
-        body = await body_of(request)
+        try:
+            body = await body_of(request)
+        except BodyTooLarge:
+            return too_large()
         body = body if isinstance(body, dict) else {}
         exchange_id, rating = body.get("id"), RATINGS.get(str(body.get("rating")).lower())
         if not isinstance(exchange_id, str) or not exchange_id.startswith("chatcmpl-"):
             return _error(400, "'id' must be the chat completion id being rated", "invalid_id")
         if rating is None:
             return _error(400, f"'rating' must be one of {sorted(RATINGS)}", "invalid_rating")
+        # A made-up id would count as a rating of nothing, and could trigger retraining.
+        if not await run_in_threadpool(served_ids.__contains__, exchange_id):
+            return _error(404, f"exchange {exchange_id!r} was not served here: rate the 'id' of "
+                               "a chat completion this server returned", "unknown_exchange")
         comment = body.get("comment")
         await run_in_threadpool(production_log.append, {
             "type": "feedback", "id": exchange_id, "at": time.time(), "rating": rating,

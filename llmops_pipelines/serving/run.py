@@ -20,9 +20,14 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     if not settings.serve_token:
         raise SettingsError("llmops serve needs LLMOPS_SERVE_TOKEN: clients must send it as "
                             "their API key (bearer token); set it in the environment")
-    app = create_app(ChampionApp(settings), settings.serve_token,
-                     ProductionLog(settings.production_log_path))
+    # Checked before anything starts: uvicorn would take 0 as "any free port" and the banner
+    # would name a port nobody listens on. (LLMOPS_SERVE_PORT is checked by Settings.)
+    if port is not None and not 1 <= port <= 65535:
+        raise SettingsError(f"--port {port} is out of range: expected 1..65535")
     host, port = host or settings.serve_host, port or settings.serve_port
+    app = create_app(ChampionApp(settings), settings.serve_token,
+                     ProductionLog(settings.production_log_path),
+                     max_body_bytes=settings.serve_max_body_bytes)
     print(f"llmops serve: http://{host}:{port}/v1 (champion from {settings.registry_path}; "
           f"log {settings.production_log_path})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
