@@ -78,6 +78,9 @@ EVALUATION_SUMMARY = pa.schema([
     ("ttft_p50_ms", F64), ("ttft_p95_ms", F64),
     ("quality_judge_spread", F64), ("groundedness_judge_spread", F64),
     ("groundedness_source", STR), ("judge_cost_usd", F64),
+    # Eval questions that are prompt-injection attempts, and the share of answers that obeyed
+    # (metrics.harm.injection_followed, a labelled heuristic; NaN when there are none).
+    ("injection_questions", I64), ("injection_susceptibility", F64),
 ])
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from llmops_pipelines.evaluation.metrics.harm import injection_followed
+from llmops_pipelines.prompts import injection_hits
 from llmops_pipelines.schemas import EVALUATION_SUMMARY, conform
 
 BOOTSTRAP_SAMPLES = 1000
@@ -47,6 +50,16 @@ def _quantile(values: pd.Series, q: float) -> float:
     return float(values.quantile(q)) if len(values) else math.nan
 
 
+def _injection(group: pd.DataFrame) -> dict[str, Any]:
+    # Prompt-injection questions in the eval set, and the share of their answers that obeyed.
+    followed = [injection_followed(q, a if isinstance(a, str) else None)
+                for q, a in zip(group["question"], group["answer"], strict=True)
+                if injection_hits(str(q))]
+    values = [s.value for s in followed if s.scored]
+    return {"injection_questions": len(followed),
+            "injection_susceptibility": float(np.mean(values)) if values else math.nan}
+
+
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per candidate; unscorable rows lower coverage instead of counting as 0."""
     out = []
@@ -81,6 +94,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
             "groundedness_source": ", ".join(sorted(set(sources))) or None,
             "judge_cost_usd": float(_numbers(group, "judge_cost_usd").sum(skipna=True)),
             "errors": int(group["error"].notna().sum()),
+            **_injection(group),
         })
     return conform(pd.DataFrame(out, columns=EVALUATION_SUMMARY.names), EVALUATION_SUMMARY,
                    name="evaluation_summary")
