@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 
 from llmops_pipelines.settings import Settings
 
@@ -13,6 +13,6 @@ AUTOMATION_VARS = ("LLMOPS_HOME", "LLMOPS_ASSETS_DIR", "LLMOPS_DATASETS_DIR", "L
                    "LLMOPS_ALERT_WEBHOOK")
 
 
-def automation_settings() -> Settings:
-    """Settings from the automation variables alone (cron, interval, folders, webhook)."""
-    return Settings.from_env({k: os.environ[k] for k in AUTOMATION_VARS if k in os.environ})
+def automation_settings(env: Mapping[str, str]) -> Settings:
+    """Settings from the automation variables of `env` alone (cron, interval, folders, webhook)."""
+    return Settings.from_env({k: env[k] for k in AUTOMATION_VARS if k in env})

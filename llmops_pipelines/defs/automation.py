@@ -13,7 +13,6 @@ from pathlib import Path
 import dagster as dg
 
 from llmops_pipelines.automation import triggers
-from llmops_pipelines.automation.config import automation_settings
 from llmops_pipelines.automation.watch import Snapshot, fingerprint
 from llmops_pipelines.defs.automation_alerts import (
     check_alert_sensor,
@@ -21,6 +20,7 @@ from llmops_pipelines.defs.automation_alerts import (
     repository_of,
     run_failure_alerts,
 )
+from llmops_pipelines.defs.resources import automation_settings
 from llmops_pipelines.errors import SettingsError
 from llmops_pipelines.settings import Settings
 

@@ -9,7 +9,7 @@ import dagster as dg
 from dagster._utils.error import SerializableErrorInfo
 
 from llmops_pipelines.automation import alerts
-from llmops_pipelines.automation.config import automation_settings
+from llmops_pipelines.defs.resources import automation_settings
 from llmops_pipelines.errors import SettingsError
 
 RUNNING = dg.DefaultSensorStatus.RUNNING

@@ -1,11 +1,16 @@
-"""Resources: settings and the provider, built when a run starts (never at import)."""
+"""Resources: settings and the provider, built when a run starts (never at import).
 
+With cli.py, the only place that reads the environment: runs through LlmopsResource, sensors
+and schedules (which have no run) through automation_settings().
+"""
 
+import os
 from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from llmops_pipelines.automation.config import automation_settings as _automation
 from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.prompts import Prompt, load_prompts
 from llmops_pipelines.providers import Provider, make_provider
@@ -49,3 +54,8 @@ class LlmopsResource(dg.ConfigurableResource):
 
     def run_defaults(self) -> dict[str, Any]:
         return {"max_tokens": self.settings.max_tokens}
+
+
+def automation_settings() -> Settings:
+    """What sensors and schedules read: the automation variables of this process alone."""
+    return _automation(os.environ)
