@@ -151,3 +151,26 @@ def test_serving_without_an_index_answers_and_says_so(openai_env, isolated_home)
         assert body["choices"][0]["message"]["content"]
         assert body["llmops"]["context_doc_ids"] == []
         assert "index" in body["llmops"]["warning"]
+
+
+def test_a_template_with_nested_huge_loops_fails_the_playground_not_hangs(
+        openai_env, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    assets = tmp_path / "assets"
+    shutil.copytree(REPO / "assets", assets)
+    (assets / "prompts" / "looping.prompty").write_text(
+        "---\nname: looping\ninputs:\n  question:\n    type: string\n  context:\n    type: list\n"
+        "---\nsystem:\n{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+        "{% endfor %}\nuser:\n{{ question }}\n")
+    monkeypatch.setenv("LLMOPS_ASSETS_DIR", str(assets))
+    result = dg.materialize([*defs.assets, *defs.asset_checks],
+                            selection=dg.AssetSelection.groups("curation", "rag", "ideation"),
+                            resources=defs.resources, instance=dg.DagsterInstance.ephemeral(),
+                            raise_on_error=False)
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "prompt_playground"
+    error, message = failure.event_specific_data.error, ""
+    while error is not None:
+        message, error = message + error.message, error.cause
+    assert "looping.prompty: rendering stopped: more than 1000000 loop steps" in message
