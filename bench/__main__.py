@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import curation, embedder, engine, rag, retrieval
+from bench import curation, embedder, engine, incremental, rag, retrieval
 
 BENCHES = {"engine": engine.run, "embedder": embedder.run, "rag": rag.run,
-           "retrieval": retrieval.run, "curation": curation.run}
+           "retrieval": retrieval.run, "curation": curation.run, "incremental": incremental.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from llmops_pipelines.finetune.policy import should_retrain
+
 # The lifecycle in lineage order; every target list below is sorted by it.
 LINEAGE = (
     "curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
@@ -17,8 +19,9 @@ GROUPS = ("curation", "rag", "finetune", "evaluation", "promotion")
 PROMOTION = ("promotion_decision", "champion")
 SCORING = ("evaluation_rows", "evaluation_summary", *PROMOTION)
 EVALUATION = ("candidates", *SCORING)  # candidates = prompt versions x models
+# The training file is rebuilt too (no model call): its drift is what the retraining sensor reads.
 DATA = ("curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
-        "retrieval_evaluation", *SCORING)
+        "retrieval_evaluation", "finetune_training_file", *SCORING)
 RETRAIN = ("finetune_training_file", "finetuned_model", *EVALUATION)
 # Fresh answers (call cache salted per night) from the champion and candidates on the eval and
 # test splits, compared with their evaluation: drift on the provider's side. Upstream tables are
@@ -72,6 +75,18 @@ def train_grew(trained_on: int | None, now: int | None, fraction: float) -> bool
     if trained_on == 0:
         return now > 0
     return (now - trained_on) / trained_on >= fraction
+
+
+def training_drift(metadata: dict[str, Any]) -> str | None:
+    """Why the training file calls for a new job (the finetuned_model asset's own rule), or None."""
+    share, gate = metadata.get("drift_share"), metadata.get("retrain_threshold")
+    if not isinstance(share, int | float) or not isinstance(gate, int | float):
+        return None
+    if not should_retrain(float(share), float(gate)):
+        return None
+    changed = metadata.get("changed_examples")
+    return (f"training file drifted: {changed} examples changed or added ({share:.1%}, "
+            f"retrain share {gate:.0%})")
 
 
 def run_tags(trigger: str, why: Iterable[str]) -> dict[str, str]:

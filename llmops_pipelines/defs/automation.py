@@ -147,12 +147,29 @@ def _train_rows(instance: dg.DagsterInstance, before_id: int | None = None) -> t
     return records[0].storage_id, triggers.split_rows(entry.value if entry else None)
 
 
+def _drifted(instance: dg.DagsterInstance, model_id: int) -> tuple[bool, str | None]:
+    """(whether the training file recorded its drift, why it calls for a job) since the model."""
+    records = instance.fetch_materializations(dg.AssetKey("finetune_training_file"), limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return False, None
+    metadata = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+    if "drift_share" not in metadata:
+        return False, None
+    if records[0].storage_id < model_id:
+        return True, None  # the model was built (or kept) after this file: already decided
+    return True, triggers.training_drift(metadata)
+
+
 def _growth(instance: dg.DagsterInstance, fraction: float, seen_qa_id: int) -> tuple[int, str | None]:
-    """Whether the train split grew by `fraction` since finetuned_model was last built."""
+    """Whether the training data moved enough since finetuned_model was last built: the
+    training file's drift under the fine-tune policy, else train-split growth by `fraction`."""
     qa_id, now = _train_rows(instance)
     model = instance.fetch_materializations(dg.AssetKey("finetuned_model"), limit=1).records
     if qa_id <= seen_qa_id or not model:
         return qa_id, None
+    measured, why = _drifted(instance, model[0].storage_id)
+    if measured:
+        return qa_id, why
     _, trained_on = _train_rows(instance, before_id=model[0].storage_id)
     if not triggers.train_grew(trained_on, now, fraction):
         return qa_id, None

@@ -9,7 +9,7 @@ from llmops_pipelines.curation import data_version
 from llmops_pipelines.defs.metadata import markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.errors import BudgetExceededError, PromptError
-from llmops_pipelines.evaluation import aggregate
+from llmops_pipelines.evaluation import aggregate, changes
 from llmops_pipelines.evaluation import candidates as cands
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.judges import Judges
@@ -80,6 +80,8 @@ def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                 "index": rag_index["index_version"]}
     cache = CallCache(settings.cache_path)
     ctx = _run_context(settings, llmops, cache, versions, context.log)
+    previous = changes.previous_rows(settings.tables_dir / "evaluation_rows.parquet")
+    ctx.legacy_index_version = changes.previous_index_version(previous)
     try:
         rows = evaluate(_candidate_objects(llmops, candidates), qa, contexts, ctx,
                         llmops.run_defaults())
@@ -90,7 +92,10 @@ def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
         cache.close()
     # A finished run supersedes what an earlier, stopped one kept.
     (settings.tables_dir / PARTIAL).unlink(missing_ok=True)
+    reruns = changes.rerun_summary(previous, rows)
+    context.log.info(reruns)
     return dg.Output(rows, metadata={
+        "reruns": reruns,
         "rows": len(rows), "errors": int(rows["error"].notna().sum()),
         "cached_rows": int(rows["cached"].sum()), "chat_calls": provider.stats.calls["chat"],
         "total_cost_usd": float(rows["cost_usd"].sum()),

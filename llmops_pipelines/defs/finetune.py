@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.finetune import training_file
+from llmops_pipelines.finetune import policy, training_file
 from llmops_pipelines.finetune.remote import RemoteFineTune
 from llmops_pipelines.finetune.tokens import chat_token_counter
 from llmops_pipelines.hashing import content_hash
@@ -48,10 +48,22 @@ def finetune_training_file(context: dg.AssetExecutionContext, llmops: LlmopsReso
         context.log.warning(warning)
     value = {"path": str(path), "sha": data_hash, "prompt": prompt.name,
              "prompt_version": prompt.version, "index_version": rag_index["index_version"],
-             "base_model": spec.base_model, **report.summary()}
+             "base_model": spec.base_model, **report.summary(), **_drift(settings, path)}
     context.log.info(f"{len(examples)} training examples ({report.total_tokens} "
                      f"{spec.base_model} tokens) written to {path}")
     return dg.Output(value, metadata={**value, "path": dg.MetadataValue.path(str(path))})
+
+
+def _drift(settings: Settings, path: Any) -> dict[str, Any]:
+    """How far the file moved from the current model's examples, and the share that retrains."""
+    gate = policy.threshold(settings.provider, settings.finetune_retrain_share,
+                            settings.retrain_growth)
+    record = policy.load_record(settings.path("finetune", policy.RECORD).parent)
+    if record is None:
+        return {"retrain_threshold": gate}
+    moved = policy.drift(policy.example_hashes(path), record["examples"])
+    return {"drift_share": round(moved.share, 6), "changed_examples": moved.changed,
+            "retrain_threshold": gate}
 
 
 @dg.asset(group_name=GROUP)
@@ -72,6 +84,12 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
         hyper["max_seq_tokens"] = spec.max_example_tokens
     key = content_hash(settings.provider, finetune_training_file["sha"], spec.base_model, hyper,
                        length=12)
+    folder = settings.path("finetune", policy.RECORD).parent
+    examples = policy.example_hashes(path)
+    kept = _keep_current(context, settings, folder, examples, key,
+                         {"base_model": spec.base_model, "hyperparameters": hyper})
+    if kept is not None:
+        return kept
     if settings.provider == "openai":
         provider = llmops.provider
         if not isinstance(provider, OpenAIProvider):
@@ -90,11 +108,40 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
         value = train_local(settings, path, key, hyper, log=context.log.info)
     value.update(base_model=spec.base_model, training_sha=finetune_training_file["sha"],
                  hyperparameters=hyper, estimated_cost_usd=round(usd, 6),
-                 training_tokens=report.total_tokens)
+                 training_tokens=report.total_tokens, training_key=key)
+    policy.save_record(folder, value, examples)
     metadata: dict[str, Any] = {k: v for k, v in value.items()
                                 if isinstance(v, (str, int, float, bool))}
     if value.get("epoch_losses"):
         metadata["epoch_losses"] = dg.MetadataValue.json(value["epoch_losses"])
         metadata["final_train_loss"] = value["epoch_losses"][-1]
     metadata["hyperparameters"] = dg.MetadataValue.json(hyper)
+    return dg.Output(value, metadata=metadata)
+
+
+def _keep_current(context: dg.AssetExecutionContext, settings: Settings, folder: Any,
+                  examples: list[str], key: str, same: dict[str, Any]) -> dg.Output[dict] | None:
+    """The current model, when the file changed by less than the retrain share; else None."""
+    record = policy.load_record(folder)
+    if record is None or record["value"].get("training_key") == key:
+        return None  # no model yet, or the same data: the job's own reuse by key applies
+    current = record["value"]
+    if any(current.get(name) != wanted for name, wanted in same.items()):
+        return None  # another base model or hyperparameters: always a new job
+    gate = policy.threshold(settings.provider, settings.finetune_retrain_share,
+                            settings.retrain_growth)
+    moved = policy.drift(examples, record["examples"])
+    if policy.should_retrain(moved.share, gate):
+        context.log.info(f"{moved.describe()}: at or over the retrain share {gate:.0%}, "
+                         "starting a new fine-tune")
+        return None
+    why = (f"{moved.describe()}, under the retrain share {gate:.0%} "
+           "(LLMOPS_FINETUNE_RETRAIN_SHARE; default any change locally, LLMOPS_RETRAIN_GROWTH "
+           "remotely): keeping the current model")
+    context.log.info(why)
+    value = {**current, "reused": True, "kept": True, "drift_share": round(moved.share, 6),
+             "changed_examples": moved.changed}
+    metadata: dict[str, Any] = {k: v for k, v in value.items()
+                                if isinstance(v, (str, int, float, bool))}
+    metadata["kept_because"] = why
     return dg.Output(value, metadata=metadata)

@@ -55,6 +55,26 @@ class CallCache:
             self.misses += len(set(keys)) - len(found)
         return found
 
+    def adopt(self, renames: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Copy entries stored under old keys (values of `renames`) to their new keys (its keys).
+
+        How a cache written under an older key formula stays valid: each entry found is read
+        once and written under its new key; the old entry stays for older releases.
+        """
+        olds = list(set(renames.values()))
+        stored: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(olds), 500):
+            chunk = olds[start:start + 500]
+            with self._lock:
+                stored.update((key, (kind, value)) for key, kind, value in self._conn.execute(
+                    f"SELECT key, kind, value FROM calls WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall())
+        copies = [(new, *stored[old], time.time()) for new, old in renames.items() if old in stored]
+        if copies:
+            with self._lock:
+                self._conn.executemany("INSERT OR IGNORE INTO calls VALUES (?, ?, ?, ?)", copies)
+        return {new: json.loads(value) for new, _, value, _ in copies}
+
     def count(self, kind: str | None = None) -> int:
         """Entries stored (of one kind: chat, judge, metrics, ...)."""
         with self._lock:
@@ -77,9 +97,12 @@ CallOutcome = tuple[ChatResult | None, bool, str | None]  # (result, from the ca
 
 
 def cached_chat(provider: Provider, cache: CallCache, key: str, messages: list[Message],
-                model: str, params: dict[str, Any], kind: str = "chat") -> CallOutcome:
+                model: str, params: dict[str, Any], kind: str = "chat",
+                legacy_key: str | None = None) -> CallOutcome:
     """A cached answer is reused; a failed call comes back as an error string, never raised."""
     hit = cache.get(key)
+    if hit is None and legacy_key is not None:
+        hit = cache.adopt({key: legacy_key}).get(key)
     if hit is not None:
         return ChatResult.from_dict(hit), True, None
     try:

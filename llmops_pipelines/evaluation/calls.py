@@ -17,6 +17,7 @@ from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.limiter import AdaptiveLimiter, RetryPolicy, with_retries
 from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.providers.base import ChatResult, Message, Provider
+from llmops_pipelines.providers.rate_limits import RateLimits
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class ModelCalls:
             async with asyncio.timeout(self.timeout_s):
                 result, attempts = await with_retries(
                     lambda: self._once(messages, model, params, stream=self.stream and kind == "chat"),
-                    self.limiter, self.policy, f"{kind} call to {model!r}")
+                    self.limiter, self.policy, f"{kind} call to {model!r}",
+                    rate_limits=self._rate_limits,
+                    tokens=estimate.input_tokens + estimate.output_tokens)
             served = self.pricing.priced_model(result.model, model)
             billed = self.pricing.price(served).cost(result.input_tokens, result.output_tokens)
         except TimeoutError as exc:
@@ -85,6 +88,10 @@ class ModelCalls:
             self.budget.settle(estimate.usd, billed)
         self.cache.put(key, kind, result.to_dict())
         return result, attempts, billed
+
+    def _rate_limits(self) -> RateLimits | None:
+        # The latest chat response's x-ratelimit-* headers, for providers that read them.
+        return getattr(self.provider, "rate_limits", None)
 
     async def _once(self, messages: list[Message], model: str, params: dict[str, Any], *,
                     stream: bool) -> ChatResult:

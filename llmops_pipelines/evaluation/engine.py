@@ -154,5 +154,9 @@ class Engine:
         self.progress(
             f"{done}/{self.total} rows, {rate:.1f} rows/s, ETA {eta:.0f}s, "
             f"spent ${budget.spent_usd:.6f} of an estimated ${self.estimate_usd:.6f}; "
-            f"calls {dict(self.calls.stats)}, window {limiter.window:.1f}, "
+            f"calls {dict(self.calls.stats)}, pace {_pace(limiter.rate, limiter.cap.source)}, "
             f"rate limited {limiter.stats['rate_limited']}x")
+
+
+def _pace(rate: float | None, source: str) -> str:
+    return "unpaced" if rate is None else f"{rate:.1f} req/s (cap from {source})"

@@ -1,10 +1,13 @@
-"""Adaptive rate limiting (AIMD on calls in flight, honouring Retry-After) and retries with backoff.
+"""Rate pacing at the endpoint's cap (its headers, or its 429s), Retry-After, and retries with backoff.
 
-A 429 halves the window of concurrent calls (at most once per round trip, as TCP does, so a
-burst of 429s from one overshoot counts once) and pauses new calls for the server's
-Retry-After; each success grows the window by 1/window, about one call per round trip.
+Calls in flight stay under `max_concurrency`; once the endpoint shows a cap, calls also start
+at a paced rate just under it instead of in bursts. The cap comes from the x-ratelimit-*
+headers when the endpoint sends them (OpenAI, Azure), else from the 429 pattern: the rate of
+calls it accepted while refusing others is its cap. Halving a window on a 429 (AIMD) settles
+near 0.8 of a cap; pacing at the measured rate keeps ~0.98 of it with few 429s. Without a
+429 for a while the pace creeps up, so a raised cap is found again.
 5xx, timeouts and dropped connections are retried with exponential backoff and jitter; they
-do not shrink the window, since they are not a sign of sending too fast.
+do not slow the pace, since they are not a sign of sending too fast.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from llmops_pipelines.errors import ProviderError, TransientProviderError
+from llmops_pipelines.evaluation.pacing import CapEstimate
+from llmops_pipelines.providers.rate_limits import RateLimits
 
 T = TypeVar("T")
 # 429s are flow control, not failures: they get their own, larger bound (the row timeout
@@ -26,48 +31,68 @@ RATE_LIMIT_ATTEMPTS = 100
 
 
 class AdaptiveLimiter:
-    """How many calls may be in flight now: between 1 and `max_concurrency`, adapted by AIMD."""
+    """At most `max_concurrency` calls in flight, started at the pace the endpoint's cap allows."""
 
     def __init__(self, max_concurrency: int) -> None:
         self.max_concurrency = max(1, max_concurrency)
-        self.window = float(self.max_concurrency)
+        self.window = float(self.max_concurrency)  # calls in flight allowed; pacing does the rest
         self.in_flight = 0
         self.rtt_s = 1.0  # smoothed latency of successful calls
         self.stats: Counter[str] = Counter()
+        self.cap = CapEstimate()
         self._resume_at = 0.0
-        self._last_cut = -float("inf")
+        self._next_at = 0.0
         self._changed: asyncio.Event | None = None
+        self._done: deque[float] = deque()  # completion times of accepted calls, last few seconds
+
+    @property
+    def rate(self) -> float | None:
+        """Calls per second being paced at now (None: unpaced, only the concurrency bound)."""
+        return self.cap.pace(time.monotonic(), self.in_flight)
 
     async def acquire(self) -> None:
-        """Wait for a free slot in the window and for any Retry-After pause to end."""
+        """Wait for a free slot, the next paced start and any Retry-After pause to end."""
         while True:
-            pause = self._resume_at - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
+            now = time.monotonic()
+            rate = self.cap.pace(now, self.in_flight)
+            start = max(self._resume_at, self._next_at if rate else 0.0)
+            if start > now:
+                await asyncio.sleep(start - now)
                 continue
-            if self.in_flight < int(self.window):
+            if self.in_flight < self.max_concurrency:
                 self.in_flight += 1
+                if rate:
+                    step = 1.0 / rate
+                    # Up to two steps of credit: the event loop wakes a little late each time,
+                    # and without it those delays would add up to a lower rate than paced.
+                    self._next_at = max(self._next_at, now - 2 * step) + step
                 return
             if self._changed is None:
                 self._changed = asyncio.Event()
             await self._changed.wait()
 
+    def observe(self, limits: RateLimits | None, tokens: int = 0) -> None:
+        """Take in the endpoint's rate-limit headers (from the latest response), if it sent any."""
+        if limits is not None:
+            self.cap.from_headers(limits, tokens, time.monotonic())
+
     def release(self, *, ok: bool, latency_s: float | None = None, rate_limited: bool = False,
                 retry_after_s: float | None = None) -> None:
-        """Give the slot back and adapt: halve on 429, grow on success."""
+        """Give the slot back; a 429 re-measures the cap, a success is counted for the next one."""
         self.in_flight -= 1
         now = time.monotonic()
         if rate_limited:
             self.stats["rate_limited"] += 1
-            if now - self._last_cut >= self.rtt_s:
-                self.window = max(1.0, self.window / 2)
-                self._last_cut = now
-                self.stats["window_cuts"] += 1
+            while self._done and self._done[0] < now - self.cap.window_s:
+                self._done.popleft()
+            if self.cap.on_429(now, len(self._done), retry_after_s, self.rtt_s):
+                self.stats["cap_estimates"] += 1
             if retry_after_s:
                 self._resume_at = max(self._resume_at, now + retry_after_s)
         elif ok:
             self.stats["ok"] += 1
-            self.window = min(float(self.max_concurrency), self.window + 1 / self.window)
+            self._done.append(now)
+            self.cap.started(now)
             if latency_s is not None:
                 self.rtt_s = 0.8 * self.rtt_s + 0.2 * latency_s
         else:
@@ -97,8 +122,14 @@ class RetryPolicy:
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], limiter: AdaptiveLimiter,
-                       policy: RetryPolicy, what: str) -> tuple[T, int]:
-    """Run `call` inside the limiter until it succeeds; returns (result, attempts made)."""
+                       policy: RetryPolicy, what: str,
+                       rate_limits: Callable[[], RateLimits | None] | None = None,
+                       tokens: int = 0) -> tuple[T, int]:
+    """Run `call` inside the limiter until it succeeds; returns (result, attempts made).
+
+    `rate_limits` returns the latest response's x-ratelimit-* headers, when the provider reads
+    them; `tokens` is what one call counts against a token cap (prompt + max_tokens).
+    """
     failures = limited = 0
     while True:
         await limiter.acquire()
@@ -106,6 +137,8 @@ async def with_retries(call: Callable[[], Awaitable[T]], limiter: AdaptiveLimite
         try:
             result = await call()
         except TransientProviderError as exc:
+            if rate_limits is not None:
+                limiter.observe(rate_limits(), tokens)
             limiter.release(ok=False, rate_limited=exc.rate_limited,
                             retry_after_s=exc.retry_after_s)
             if exc.rate_limited:
@@ -123,5 +156,7 @@ async def with_retries(call: Callable[[], Awaitable[T]], limiter: AdaptiveLimite
             # Not retryable (a 400, a bad model name) or cancelled: free the slot, pass it on.
             limiter.release(ok=False)
             raise
+        if rate_limits is not None:
+            limiter.observe(rate_limits(), tokens)
         limiter.release(ok=True, latency_s=time.monotonic() - started)
         return result, failures + limited + 1

@@ -1,4 +1,11 @@
-"""Planning a run: each row's content keys, what the cache already holds, and what the rest will cost."""
+"""Planning a run: each row's content keys, what the cache already holds, and what the rest will cost.
+
+A key is exactly what decides its result. An answer depends on the endpoint, the model, the
+parameters and the rendered messages, which already hold the question and the retrieved text:
+the index version is kept on each row as lineage but never keyed, so an edited document
+re-bills only the rows that retrieve a changed chunk. Caches written before this rule (keys
+salted with the index version) stay readable through `legacy_answer_key`.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +25,15 @@ from llmops_pipelines.rag.app import chat_params, render
 from llmops_pipelines.rag.retrieval import Retrieved
 
 
-def answer_key(namespace: str, messages: Sequence[Message], model: str, params: dict[str, Any],
-               index_version: str) -> str:
+def answer_key(namespace: str, messages: Sequence[Message], model: str,
+               params: dict[str, Any]) -> str:
     """The app answer's cache key; the rendered messages hold the question and retrieved context."""
+    return content_hash(namespace, messages, model, params, length=32)
+
+
+def legacy_answer_key(namespace: str, messages: Sequence[Message], model: str,
+                      params: dict[str, Any], index_version: str) -> str:
+    """The key releases before row-level invalidation used (salted with the index version)."""
     return content_hash(namespace, messages, model, params, index_version, length=32)
 
 
@@ -48,6 +61,9 @@ class RowPlan:
     key: str
     metrics_key: str
     input_tokens: int  # estimated, for the budget
+    # The same row under the pre-upgrade formula: read once, copied under the new key.
+    legacy_key: str | None = None
+    legacy_metrics_key: str | None = None
 
     @property
     def row_id(self) -> str:
@@ -57,16 +73,21 @@ class RowPlan:
 def plan_rows(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Retrieved]],
               defaults: dict[str, Any], index_version: str, namespace: str,
               scoring_key: Callable[[str, Any], str]) -> Iterator[RowPlan]:
-    """Every question x candidate, rendered once to key it (messages are not kept: 100k rows)."""
+    """Every question x candidate, rendered once to key it (messages are not kept: 100k rows).
+
+    `index_version` only names the legacy keys a cache built before the upgrade holds.
+    """
     rows = list(qa.itertuples(index=False))
     order = 0
     for candidate in candidates:
         params = {**chat_params(candidate.prompt, defaults), **candidate.params}
         for row, ctx in zip(rows, contexts, strict=True):
             messages = render(candidate.prompt, row.question, ctx)
-            key = answer_key(namespace, messages, candidate.model, params, index_version)
+            key = answer_key(namespace, messages, candidate.model, params)
+            legacy = legacy_answer_key(namespace, messages, candidate.model, params, index_version)
             tokens = sum(len(m.get("content") or "") for m in messages) // CHARS_PER_TOKEN
-            yield RowPlan(order, candidate, row, ctx, params, key, scoring_key(key, row), tokens)
+            yield RowPlan(order, candidate, row, ctx, params, key, scoring_key(key, row), tokens,
+                          legacy, scoring_key(legacy, row))
             order += 1
 
 

@@ -20,7 +20,8 @@ def run_playground(tasks: list[Any], provider: Provider, cache: CallCache) -> pd
     rows = []
     for task in tasks:
         result, cached, error = cached_chat(provider, cache, task.key, task.messages,
-                                            task.candidate.model, task.params)
+                                            task.candidate.model, task.params,
+                                            legacy_key=task.legacy_key)
         rows.append({
             "qa_id": task.qa.qa_id, "question": task.qa.question,
             "ground_truth": task.qa.ground_truth, "prompt_name": task.candidate.prompt.name,

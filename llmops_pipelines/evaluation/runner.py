@@ -27,7 +27,7 @@ from llmops_pipelines.evaluation.engine import Engine, RowSink, make_row
 from llmops_pipelines.evaluation.judges import JudgeReply, Judges
 from llmops_pipelines.evaluation.limiter import AdaptiveLimiter, RetryPolicy, with_retries
 from llmops_pipelines.evaluation.metrics.cost import Pricing
-from llmops_pipelines.evaluation.plan import RowPlan, answer_key, judge_key
+from llmops_pipelines.evaluation.plan import RowPlan, answer_key, judge_key, legacy_answer_key
 from llmops_pipelines.evaluation.scoring import EVALUATOR_VERSION, Scorers
 from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.providers.base import ChatResult, Message, Provider
@@ -59,6 +59,9 @@ class RunContext:
     # Mixed into every answer and judge key: a new salt (the nightly run's date) asks the
     # provider again instead of reading what it said before; "" keeps the evaluation's keys.
     cache_salt: str = ""
+    # The index version the cache's pre-upgrade keys were salted with: the previous run's
+    # (from its rows' lineage), or this run's when there is none.
+    legacy_index_version: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -77,6 +80,7 @@ class _Task:
     messages: list[Message]
     params: dict[str, Any]
     key: str
+    legacy_key: str | None = None  # the pre-upgrade key, read when `key` is not cached yet
 
 
 def build_tasks(candidates: list[Candidate], qa: pd.DataFrame,
@@ -88,8 +92,9 @@ def build_tasks(candidates: list[Candidate], qa: pd.DataFrame,
         params = {**chat_params(candidate.prompt, defaults), **candidate.params}
         for row, ctx in zip(qa.itertuples(index=False), contexts, strict=True):
             messages = render(candidate.prompt, row.question, ctx)
-            key = answer_key(namespace, messages, candidate.model, params, index_version)
-            tasks.append(_Task(candidate, row, ctx, messages, params, key))
+            key = answer_key(namespace, messages, candidate.model, params)
+            legacy = legacy_answer_key(namespace, messages, candidate.model, params, index_version)
+            tasks.append(_Task(candidate, row, ctx, messages, params, key, legacy))
     return tasks
 
 
@@ -158,8 +163,9 @@ def _plan(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Ret
         return planning.metrics_key(key, row.ground_truth, provider.cache_namespace,
                                     provider.embedding_model, EVALUATOR_VERSION, judges_version)
 
-    plans = planning.plan_rows(candidates, qa, contexts, defaults, ctx.versions.get("index", ""),
-                               ctx.namespace, scoring_key)
+    legacy_index = ctx.legacy_index_version or ctx.versions.get("index", "")
+    plans = planning.plan_rows(candidates, qa, contexts, defaults, legacy_index, ctx.namespace,
+                               scoring_key)
     total, pending, to_answer = 0, [], []
     chunk: list[RowPlan] = []
     for plan in [*plans, None]:
@@ -168,7 +174,12 @@ def _plan(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Ret
         if chunk and (plan is None or len(chunk) == PLAN_CHUNK):
             total += len(chunk)
             answers = ctx.cache.get_many([p.key for p in chunk])
+            answers.update(ctx.cache.adopt({p.key: p.legacy_key for p in chunk
+                                            if p.key not in answers and p.legacy_key}))
             metrics = ctx.cache.get_many([p.metrics_key for p in chunk if p.key in answers])
+            metrics.update(ctx.cache.adopt({
+                p.metrics_key: p.legacy_metrics_key for p in chunk
+                if p.key in answers and p.metrics_key not in metrics and p.legacy_metrics_key}))
             for p in chunk:
                 if p.key in answers and p.metrics_key in metrics:
                     sink.add(p.order, make_row(p, ChatResult.from_dict(answers[p.key]),

@@ -19,6 +19,7 @@ from llmops_pipelines.providers.base import (
     ProviderStats,
     l2_normalise,
 )
+from llmops_pipelines.providers.rate_limits import RateLimits, parse_rate_limits
 from llmops_pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class OpenAIProvider:
         self._moderation_available = True
         self._settings = settings
         self._aclient: openai.AsyncOpenAI | None = None
+        self.rate_limits: RateLimits | None = None  # the latest async chat response's headers
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
 
     def chat(self, messages: Sequence[Message], *, model: str | None = None,
@@ -112,11 +114,16 @@ class OpenAIProvider:
         started = time.perf_counter()
         try:
             if not stream:
-                response = await client.chat.completions.create(**kwargs)
+                # The raw response carries the x-ratelimit-* headers the evaluation paces to.
+                raw = await client.chat.completions.with_raw_response.create(**kwargs)
+                self.rate_limits = parse_rate_limits(raw.headers)
+                response = raw.parse()
                 self.stats.record("chat")
                 return _result(response, model, (time.perf_counter() - started) * 1000)
             return await self._astream(client, kwargs, started)
         except openai.APIError as exc:
+            if isinstance(exc, openai.APIStatusError):
+                self.rate_limits = parse_rate_limits(exc.response.headers)
             raise provider_error(exc, f"chat with model {model!r}") from exc
 
     async def _astream(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any],
@@ -124,8 +131,10 @@ class OpenAIProvider:
         parts: list[str] = []
         ttft_ms = usage = finish = None
         served = kwargs["model"]
-        stream = await client.chat.completions.create(
+        raw = await client.chat.completions.with_raw_response.create(
             **kwargs, stream=True, stream_options={"include_usage": True})
+        self.rate_limits = parse_rate_limits(raw.headers)
+        stream = raw.parse()
         async for chunk in stream:
             served = chunk.model or served
             usage = chunk.usage or usage

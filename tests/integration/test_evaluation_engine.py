@@ -122,7 +122,10 @@ def test_retry_after_is_honoured_under_a_rate_cap(tmp_path, monkeypatch) -> None
         refused = server.faults["429:chat"]
     assert_one_row_each(rows, harness)
     assert rows["error"].isna().all()
-    assert harness.total - 5 <= refused <= harness.total
+    # Each answer is refused at most once (the hint is waited out, not guessed at); pacing at
+    # the rate the 429s showed keeps most answers from being refused at all (issue 19: it was
+    # one 429 per answer before, total - 5 <= refused).
+    assert 1 <= refused <= harness.total
     assert rows["attempts"].max() > 1
 
 

@@ -237,7 +237,8 @@ class FakeOpenAIServer:
                  rate_limit_routes: tuple[str, ...] | None = None, flaky_judge: bool = False,
                  finetune_steps: int = 2, finetune_outcome: str = "succeeded",
                  port: int = 0, route_latency_s: dict[str, float] | None = None,
-                 keep_raw: bool = False) -> None:
+                 keep_raw: bool = False, bucket_starts_empty: bool = False,
+                 rate_limit_headers: bool = False) -> None:
         if finetune_outcome not in _TERMINAL:
             raise ValueError(f"finetune_outcome must be one of {_TERMINAL}")
         if rate_limit_rps is not None and rate_limit_rps <= 0:
@@ -246,6 +247,13 @@ class FakeOpenAIServer:
         self.hang_rate, self.hang_s, self.fail_first = hang_rate, hang_s, fail_first
         # Real endpoints limit each model separately: None caps every route together.
         self.rate_limit_routes = rate_limit_routes
+        # A bucket that is empty when the first capped request arrives (a busy shared key),
+        # instead of full: a short run cannot then borrow a second's worth of burst.
+        self.bucket_starts_empty = bucket_starts_empty
+        # x-ratelimit-limit/remaining/reset-requests on every capped route's reply, as OpenAI
+        # and Azure send them.
+        self.rate_limit_headers = rate_limit_headers
+        self._bucket_started = False
         self.flaky_judge = flaky_judge  # judge scores vary between identical calls
         self.drifted = False  # set it to make RAG answers ignore their context (model drift)
         self.faults: Counter[str] = Counter()  # injected: "500", "429", "hang" (by route too)
@@ -324,6 +332,7 @@ class FakeOpenAIServer:
             self.attempts.clear()
             self.requests.clear()
             self.faults.clear()
+            self._bucket_started = False  # an empty-starting bucket starts empty again
 
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:
@@ -343,7 +352,7 @@ class FakeOpenAIServer:
         if not _BEARER_RE.fullmatch(str(headers.get("Authorization", "")).strip()):
             return (*_error(401, "Missing or invalid bearer token.", "invalid_request_error",
                             "invalid_api_key"), extra)
-        if fault := self._inject_fault(key):
+        if fault := self._inject_fault(key, extra):
             status, payload, fault_headers = fault
             return status, payload, {**extra, **fault_headers}
         try:
@@ -359,7 +368,8 @@ class FakeOpenAIServer:
                 self.requests.append((key, logged))
         return status, payload, extra
 
-    def _inject_fault(self, key: str) -> tuple[int, JSON, dict[str, str]] | None:
+    def _inject_fault(self, key: str, ok_headers: dict[str, str] | None = None
+                      ) -> tuple[int, JSON, dict[str, str]] | None:
         with self._lock:
             self._seen += 1
             if self._seen <= self.fail_first:
@@ -367,11 +377,15 @@ class FakeOpenAIServer:
                 return (*_error(500, "Injected failure (fail_first).", *_SERVER_ERROR), {})
             limited = self.rate_limit_rps is not None and (
                 self.rate_limit_routes is None or key in self.rate_limit_routes)
-            if limited and (wait := self._take_token()) > 0:
+            wait = self._take_token() if limited else 0.0
+            if limited and self.rate_limit_headers and ok_headers is not None:
+                ok_headers.update(self._bucket_headers())
+            if limited and wait > 0:
                 # Round up: a client sleeping slightly too little would just be refused again.
                 ms = math.ceil(wait * 1000)
                 seconds = f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
-                headers = {"Retry-After": seconds, "retry-after-ms": str(ms)}
+                headers = {"Retry-After": seconds, "retry-after-ms": str(ms),
+                           **(self._bucket_headers() if self.rate_limit_headers else {})}
                 status, payload = _error(429, "Rate limit reached (fake).", "requests",
                                          "rate_limit_exceeded")
                 self._count_fault("429", key)
@@ -395,10 +409,23 @@ class FakeOpenAIServer:
         self.faults[kind] += 1
         self.faults[f"{kind}:{key}"] += 1
 
+    def _bucket_headers(self) -> dict[str, str]:
+        """The bucket as OpenAI reports it: size, whole requests left, time until it is full."""
+        rps = self.rate_limit_rps or 1.0
+        size = max(1.0, rps)
+        reset_ms = math.ceil(max(0.0, size - self._tokens) / rps * 1000)
+        reset = f"{reset_ms}ms" if reset_ms < 1000 else f"{reset_ms / 1000:.3f}s"
+        return {"x-ratelimit-limit-requests": str(int(size)),
+                "x-ratelimit-remaining-requests": str(int(self._tokens)),
+                "x-ratelimit-reset-requests": reset}
+
     def _take_token(self) -> float:
         """Token bucket; returns 0 when a token was taken, else the seconds until one is due."""
         rps = self.rate_limit_rps or 1.0
         now = time.monotonic()
+        if self.bucket_starts_empty and not self._bucket_started:
+            self._tokens, self._refilled_at = 0.0, now
+        self._bucket_started = True
         self._tokens = min(max(1.0, rps), self._tokens + (now - self._refilled_at) * rps)
         self._refilled_at = now
         if self._tokens >= 1.0:
