@@ -19,6 +19,7 @@ from llmops_pipelines.providers.base import (
     ProviderStats,
     l2_normalise,
 )
+from llmops_pipelines.providers.endpoint_check import EndpointCheck, cause, where
 from llmops_pipelines.providers.rate_limits import RateLimits, parse_rate_limits
 from llmops_pipelines.settings import Settings
 
@@ -42,9 +43,11 @@ def _retry_after_s(exc: openai.APIStatusError) -> float | None:
     return None
 
 
-def provider_error(exc: openai.APIError, what: str) -> ProviderError:
+def provider_error(exc: openai.APIError, what: str, endpoint: str | None = None) -> ProviderError:
     """Our typed error for a client error: transient ones say so, and carry Retry-After."""
-    message = f"{what} failed: {exc}"
+    # The endpoint and, for a connection error, its cause: "Connection error." alone names nothing.
+    detail = f" ({cause(exc)})" if isinstance(exc, openai.APIConnectionError) else ""
+    message = f"{what}{f' at {endpoint}' if endpoint else ''} failed: {exc}{detail}"
     if isinstance(exc, openai.RateLimitError):
         return TransientProviderError(message, rate_limited=True, retry_after_s=_retry_after_s(exc))
     if isinstance(exc, openai.APIConnectionError):  # timeouts and dropped connections included
@@ -69,6 +72,9 @@ class OpenAIProvider:
         self.chat_model = settings.chat_model
         self.embedding_model = settings.embedding_model
         self.stats = ProviderStats()
+        self.endpoint = where(self.client)
+        self.check = EndpointCheck(self.client, self.chat_model, settings.openai_timeout_s,
+                                   settings.openai_max_retries)
         # The same model name on two endpoints (OpenAI, Ollama) answers differently.
         self.cache_namespace = f"openai:{self.client.base_url}"
         self._moderation_available = True
@@ -83,11 +89,12 @@ class OpenAIProvider:
         """One completion; latency is wall time around the call, retries included."""
         model = model or self.chat_model
         kwargs = _request(model, messages, temperature, max_tokens, response_format)
+        self.check.ensure()
         started = time.perf_counter()
         try:
             response = self.client.chat.completions.create(**kwargs)
         except openai.APIError as exc:
-            raise provider_error(exc, f"chat with model {model!r}") from exc
+            raise provider_error(exc, f"chat with model {model!r}", self.endpoint) from exc
         self.stats.record("chat")
         return _result(response, model, (time.perf_counter() - started) * 1000)
 
@@ -110,6 +117,7 @@ class OpenAIProvider:
         """One attempt, no retries; latency (and time to first token when streaming) measured here."""
         model = model or self.chat_model
         kwargs = _request(model, messages, temperature, max_tokens, response_format)
+        await self.check.aensure()
         client = self._async_client()
         started = time.perf_counter()
         try:
@@ -124,7 +132,7 @@ class OpenAIProvider:
         except openai.APIError as exc:
             if isinstance(exc, openai.APIStatusError):
                 self.rate_limits = parse_rate_limits(exc.response.headers)
-            raise provider_error(exc, f"chat with model {model!r}") from exc
+            raise provider_error(exc, f"chat with model {model!r}", self.endpoint) from exc
 
     async def _astream(self, client: openai.AsyncOpenAI, kwargs: dict[str, Any],
                        started: float) -> ChatResult:
@@ -160,12 +168,15 @@ class OpenAIProvider:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings in batches the API accepts, returned in input order."""
         rows: list[list[float]] = []
+        if texts:
+            self.check.ensure()
         for start in range(0, len(texts), EMBED_BATCH):
             batch = list(texts[start:start + EMBED_BATCH])
             try:
                 response = self.client.embeddings.create(model=self.embedding_model, input=batch)
             except openai.APIError as exc:
-                raise provider_error(exc, f"embeddings with model {self.embedding_model!r}") from exc
+                raise provider_error(exc, f"embeddings with model {self.embedding_model!r}",
+                                     self.endpoint) from exc
             self.stats.record("embed", len(batch))
             rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
         if not rows:
@@ -177,6 +188,7 @@ class OpenAIProvider:
         from llmops_pipelines.providers.harm_lexicon import lexicon_verdict
 
         if self._moderation_available:
+            self.check.ensure()
             try:
                 response = self.client.moderations.create(model=MODERATION_MODEL,
                                                           input=list(texts))
@@ -195,7 +207,7 @@ class OpenAIProvider:
                             "heuristic, labelled as such in harm_source", type(exc).__name__)
                 self._moderation_available = False
             except openai.APIError as exc:
-                raise provider_error(exc, "moderation") from exc
+                raise provider_error(exc, "moderation", self.endpoint) from exc
         return [lexicon_verdict(t, source="local-lexicon-v1 (endpoint has no moderation)")
                 for t in texts]
 

@@ -187,7 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = url.path.rstrip("/")
         for method, pattern, key in _ROUTES:
-            if method == self.command and (match := pattern.fullmatch(path)):
+            if method == self.command and (match := pattern.fullmatch(path)) \
+                    and key not in self.server.fake.routes_off:
                 params = {**dict(parse_qsl(url.query)), **match.groupdict()}
                 status, payload, headers = self.server.fake._handle(key, params, raw, self.headers)
                 break
@@ -237,6 +238,7 @@ class FakeOpenAIServer:
                  rate_limit_routes: tuple[str, ...] | None = None, flaky_judge: bool = False,
                  finetune_steps: int = 2, finetune_outcome: str = "succeeded",
                  port: int = 0, route_latency_s: dict[str, float] | None = None,
+                 api_key: str | None = None, routes_off: tuple[str, ...] = (),
                  keep_raw: bool = False, bucket_starts_empty: bool = False,
                  rate_limit_headers: bool = False) -> None:
         if finetune_outcome not in _TERMINAL:
@@ -265,6 +267,9 @@ class FakeOpenAIServer:
         # whatever its status, for tests that grep what reached the endpoint.
         self.keep_raw = keep_raw
         self.raw_requests: list[tuple[str, str, bytes]] = []
+        # api_key: only this key is accepted (401 otherwise); routes_off: route keys answered
+        # 404 as a server without them would (e.g. ("models",): no GET /v1/models).
+        self.api_key, self.routes_off = api_key, tuple(routes_off)
         self.counts: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()
         self.requests: list[tuple[str, JSON]] = []
@@ -349,7 +354,9 @@ class FakeOpenAIServer:
                 shown = "".join(f"{k}: {v}\n" for k, v in headers.items()
                                 if k.lower() != "authorization")
                 self.raw_requests.append((key, shown, raw))
-        if not _BEARER_RE.fullmatch(str(headers.get("Authorization", "")).strip()):
+        given = str(headers.get("Authorization", "")).strip()
+        if not _BEARER_RE.fullmatch(given) or (
+                self.api_key is not None and given != f"Bearer {self.api_key}"):
             return (*_error(401, "Missing or invalid bearer token.", "invalid_request_error",
                             "invalid_api_key"), extra)
         if fault := self._inject_fault(key, extra):
