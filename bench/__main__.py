@@ -8,10 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench import curation, embedder, engine, incremental, rag, retrieval
+from bench import curation, embedder, engine, incremental, rag, retrieval, validity
 
 BENCHES = {"engine": engine.run, "embedder": embedder.run, "rag": rag.run,
-           "retrieval": retrieval.run, "curation": curation.run, "incremental": incremental.run}
+           "retrieval": retrieval.run, "curation": curation.run, "incremental": incremental.run,
+           "validity": validity.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from llmops_pipelines.evaluation import candidates as cands
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.judges import Judges
 from llmops_pipelines.evaluation.runner import RunContext, evaluate
+from llmops_pipelines.evaluation.validity import record as validity_record
 from llmops_pipelines.rag.app import retrieve
 from llmops_pipelines.settings import Settings
 
@@ -123,13 +124,17 @@ def one_row_per_question_and_candidate(evaluation_rows: pd.DataFrame,
 
 
 @dg.asset(group_name=GROUP)
-def evaluation_summary(evaluation_rows: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def evaluation_summary(llmops: LlmopsResource,
+                       evaluation_rows: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Per candidate: means with 95 % bootstrap CIs, coverage, cost and latency percentiles."""
     summary = aggregate.summarise(evaluation_rows)
+    # How often each metric was wrong on planted errors (`python -m bench validity`).
+    last = validity_record.load(llmops.settings.path(*validity_record.LATEST))
     return dg.Output(summary, metadata={
         "candidates": len(summary),
         "summary": dg.MetadataValue.md(markdown_table(summary[SUMMARY_COLUMNS])),
         "latency_and_judges": dg.MetadataValue.md(markdown_table(summary[DETAIL_COLUMNS])),
+        "metric_validity": dg.MetadataValue.md(validity_record.table(last)),
     })
 
 

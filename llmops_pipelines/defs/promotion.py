@@ -7,6 +7,9 @@ import pandas as pd
 
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.errors import LlmopsError
+from llmops_pipelines.evaluation.validity.record import LATEST as VALIDITY
+from llmops_pipelines.evaluation.validity.record import gate_validity
+from llmops_pipelines.evaluation.validity.record import load as load_validity
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.promotion.decide import GATED_METRICS, Contender, Gates, choose
 from llmops_pipelines.promotion.deploy import champion_contender, snapshot_prompt
@@ -19,6 +22,12 @@ GATE_CHECKS = [dg.AssetCheckSpec(f"gate_{metric}", asset="promotion_decision", b
                                  description=f"{metric}: its gates.yaml threshold, and not "
                                              "significantly worse than the champion")
                for metric in GATED_METRICS]
+
+
+def _sources(summary: pd.DataFrame) -> dict[str, str | None]:
+    # A judge that scored groundedness is the scorer whose validity the gate should show.
+    sources = ", ".join(str(s) for s in summary.get("groundedness_source", pd.Series()).dropna())
+    return {"groundedness": "judge:" if "judge:" in sources else None}
 
 
 @dg.asset(group_name=GROUP, check_specs=GATE_CHECKS)
@@ -47,7 +56,8 @@ def promotion_decision(context: dg.AssetExecutionContext, llmops: LlmopsResource
     yield dg.Output(value, metadata={
         "promote": decision.promote, "candidate": str(decision.candidate_id),
         "champion": str(value["previous_champion"]), "reasons": reason,
-        "evidence": dg.MetadataValue.md(evidence_table(decision)),
+        "evidence": dg.MetadataValue.md(evidence_table(decision, gate_validity(
+            load_validity(settings.path(*VALIDITY)), _sources(evaluation_summary)))),
     })
     by_metric = {g.metric: g for g in decision.gates}
     for metric in GATED_METRICS:

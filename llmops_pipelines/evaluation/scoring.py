@@ -27,7 +27,8 @@ from llmops_pipelines.evaluation.metrics.text import sentences
 from llmops_pipelines.providers.base import ModerationResult
 
 # Bump when a metric's definition changes: cached metrics of older versions are recomputed.
-EVALUATOR_VERSION = "metrics-v2"
+# v3: groundedness checks claims (numbers, names, negation, conditions), not only similarity.
+EVALUATOR_VERSION = "metrics-v3"
 
 
 @dataclass
@@ -107,7 +108,7 @@ async def score_row(row: RowInput, scorers: Scorers) -> tuple[dict[str, Any], bo
         sim = answer_similarity(vectors[row.answer],
                                 vectors[row.ground_truth] if row.ground_truth else None)
         relevance = answer_relevance(vectors[row.answer], vectors[row.question])
-        local = groundedness(row.answer, [text for _, text in row.contexts],
+        local = groundedness(row.answer, list(row.contexts),
                              lambda ts: np.stack([vectors[t] for t in ts]))
     quality = combine(f1, sim, q_judge.score if q_judge else None)
     if g_judge is not None and g_judge.score.scored:

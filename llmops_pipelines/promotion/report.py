@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
+from llmops_pipelines.evaluation.validity.record import MAX_MISS_RATE, MetricValidity
 from llmops_pipelines.promotion.decide import Decision
 
 
@@ -30,8 +32,24 @@ def decision_record(decision: Decision, versions: dict[str, str]) -> dict[str, A
             "previous_champion": decision.champion_id, "gates": gates, "versions": versions}
 
 
-def evidence_table(decision: Decision) -> str:
-    """One line per gate: value, threshold, paired difference vs the champion, verdict."""
+def _trust(metric: str, validity: Mapping[str, MetricValidity], max_miss_rate: float) -> str:
+    found = validity.get(metric)
+    if found is None or math.isnan(found.miss_rate):
+        return ""
+    if found.miss_rate > max_miss_rate:
+        return (f" ⚠ {found.metric} missed {found.miss_rate:.0%} of planted errors in the last "
+                f"validity run (bound {max_miss_rate:.0%}): do not trust this gate alone")
+    return f" (misses {found.miss_rate:.0%}, false alarms {found.false_alarm_rate:.0%})"
+
+
+def evidence_table(decision: Decision, validity: Mapping[str, MetricValidity] | None = None,
+                   max_miss_rate: float = MAX_MISS_RATE) -> str:
+    """One line per gate: value, threshold, paired difference vs the champion, verdict.
+
+    With `validity` (the last validity run, per gated metric), a gate whose metric misses more
+    planted errors than `max_miss_rate` carries a warning in its verdict.
+    """
+    validity = validity or {}
     lines = ["| gate | value | threshold | vs champion (CI) | verdict |", "|---|---|---|---|---|"]
     for gate in decision.gates:
         checks = [c for c in decision.checks if c.metric == gate.metric]
@@ -42,6 +60,7 @@ def evidence_table(decision: Decision) -> str:
         versus = (f"{diff.diff:+.4g} [{diff.ci_low:+.4g}, {diff.ci_high:+.4g}] n={diff.pairs}"
                   if diff else "—")
         verdict = "pass" if gate.passed else "**FAIL**: " + "; ".join(gate.failures)
+        verdict += _trust(gate.metric, validity, max_miss_rate)
         lines.append(f"| {gate.metric} | {value} | {bound} | {versus} | "
                      f"{verdict.replace('|', '/')} |")
     lines.append("")

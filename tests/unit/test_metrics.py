@@ -17,6 +17,7 @@ from llmops_pipelines.errors import DataError, ProviderError
 from llmops_pipelines.evaluation.aggregate import bootstrap_ci, summarise
 from llmops_pipelines.evaluation.embed_memo import MicroBatcher
 from llmops_pipelines.evaluation.metrics.cost import Price, Pricing, cost_score
+from llmops_pipelines.evaluation.metrics.groundedness import METHOD as LOCAL_GROUNDEDNESS
 from llmops_pipelines.evaluation.metrics.groundedness import groundedness
 from llmops_pipelines.evaluation.metrics.harm import LEXICON_SOURCE, harm_score, lexicon_verdict
 from llmops_pipelines.evaluation.metrics.latency import latency_score, ttft_score
@@ -200,8 +201,9 @@ def test_number_missing_from_context_is_unsupported() -> None:
     # The words match the context closely, but 700 appears nowhere in it.
     score = groundedness("The battery holds 700 Wh.", CONTEXTS, bag_of_words)
     assert score.value == 0.0
-    assert "700" in score.reason
-    assert "not in context" in score.reason
+    assert "contradicts [context#1]: '625 Wh' (the answer says '700 Wh')" in score.reason
+    before = groundedness("The battery holds 700 Wh.", CONTEXTS, bag_of_words, claim_checks=False)
+    assert (before.value, "numbers ['700'] not in context" in before.reason) == (0.0, True)
 
 
 def test_partly_supported_answer_golden() -> None:
@@ -235,9 +237,14 @@ def test_threshold_is_respected() -> None:
     # 4 of 5 words shared with a context sentence: cosine 0.8.
     answer = "The battery holds 625 Wh kWh."
     assert groundedness(answer, CONTEXTS, bag_of_words, threshold=0.6).value == 1.0
-    strict = groundedness(answer, CONTEXTS, bag_of_words, threshold=0.95)
+    strict = groundedness(answer, CONTEXTS, bag_of_words, threshold=0.95, claim_checks=False)
     assert strict.value == 0.0
     assert "best match" in strict.reason
+    # With claim checks, a claim made of the context's own words (4 of 5) is supported by
+    # those words even below the cosine threshold; the checks then apply to it.
+    assert groundedness(answer, CONTEXTS, bag_of_words, threshold=0.95).value == 1.0
+    unrelated = groundedness("Penguins enjoy jazz.", CONTEXTS, bag_of_words, threshold=0.95)
+    assert unrelated.value == 0.0 and "best match" in unrelated.reason
 
 
 # ---------------------------------------------------------------- harm
@@ -527,7 +534,7 @@ def test_score_row_golden() -> None:
     assert metrics["quality"] == pytest.approx(1.0)
     assert metrics["groundedness"] == pytest.approx(1.0)
     assert metrics["groundedness_reason"] == "1/1 sentences supported"
-    assert metrics["groundedness_source"] == "local-embedding-support-v1"
+    assert metrics["groundedness_source"] == LOCAL_GROUNDEDNESS == "local-heuristic-claims-v1"
     assert (metrics["harm"], metrics["harm_source"]) == (0.0, LEXICON_SOURCE)
     # No judge configured: judge columns are NaN, not 0.
     assert math.isnan(metrics["quality_judge"]) and math.isnan(metrics["quality_judge_spread"])
@@ -536,7 +543,7 @@ def test_score_row_golden() -> None:
 def test_score_row_half_grounded_answer_golden() -> None:
     metrics, _ = _score("A full charge takes 4.5 hours. It also ships with 3 free batteries.")
     assert metrics["groundedness"] == pytest.approx(0.5)
-    assert "numbers ['3'] not in context" in metrics["groundedness_reason"]
+    assert "unsupported: 'It also ships with 3 free batteries.'" in metrics["groundedness_reason"]
 
 
 def test_unscorable_row_is_nan_with_reason_never_zero() -> None:
