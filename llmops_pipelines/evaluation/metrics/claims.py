@@ -41,12 +41,20 @@ def _quote(text: str, limit: int = 70) -> str:
 
 # ---------------------------------------------------------------- numbers
 
-def check_numbers(claim: str, aligned: Passage, nearby: Sequence[Passage]) -> Finding | None:
-    """Every quantity of the claim stated by a context sentence close to it (units converted)."""
+def check_numbers(claim: str, aligned: Passage, nearby: Sequence[Passage],
+                  raw: Sequence[str] = ()) -> Finding | None:
+    """Every quantity of the claim stated by a context sentence close to it (units converted).
+
+    A bare number (no unit, nothing it counts) may come from anywhere in the `raw` context
+    text, list numbering and fragments included: it says too little to place.
+    """
     stated = [q for p in nearby for q in quantities(p.text)]
     own = quantities(claim)
+    loose = {q.value for text in raw for q in quantities(text)}
     for q in own:
         if any(same_quantity(q, c) for c in stated):
+            continue
+        if q.dimension is None and q.noun is None and q.value in loose:
             continue
         rival = [c for c in quantities(aligned.text) if c.dimension == q.dimension
                  and not any(same_quantity(c, x) for x in own)]
@@ -222,13 +230,13 @@ def check_conditions(claim: str, aligned: Passage, min_overlap: float = 0.5) -> 
 
 
 def find_problem(claim: str, aligned: Passage, nearby: Sequence[Passage],
-                 context: Sequence[Passage]) -> Finding | None:
+                 context: Sequence[Passage], raw: Sequence[str] = ()) -> Finding | None:
     """The first check that fails, in order: numbers, names, absence, polarity, conditions.
 
     Numbers must be stated by a `nearby` sentence (the closest few): a number that the
     document states about something else does not support the claim.
     """
-    return (check_numbers(claim, aligned, nearby) or check_names(claim, aligned, context)
+    return (check_numbers(claim, aligned, nearby, raw) or check_names(claim, aligned, context)
             or check_absence(claim, context) or check_polarity(claim, aligned)
             or check_conditions(claim, aligned))
 

@@ -48,8 +48,8 @@ def _embedding_only(claim: str, best: float, threshold: float, context_numbers: 
     return None
 
 
-def _judge_claim(claim: str, scores: np.ndarray, context: list[Passage],
-                 threshold: float) -> Finding | None:
+def _judge_claim(claim: str, scores: np.ndarray, context: list[Passage], threshold: float,
+                 raw: list[str]) -> Finding | None:
     order = [int(i) for i in np.argsort(-scores)]
     top, nearby = order[:CANDIDATES], [context[i] for i in order[:NEARBY]]
     # Of the closest sentences, the one sharing most words is the one the claim restates.
@@ -60,7 +60,7 @@ def _judge_claim(claim: str, scores: np.ndarray, context: list[Passage],
     shared = overlap(claim, " ".join(context[i].text for i in top))
     if best < threshold and not (shared >= LEXICAL_SUPPORT and best >= LEXICAL_MIN_COSINE):
         return Finding("unsupported", f"best match {best:.2f}")
-    return find_problem(claim, context[aligned], nearby, context)
+    return find_problem(claim, context[aligned], nearby, context, raw)
 
 
 def groundedness(answer: str, contexts: Sequence[Context],
@@ -77,11 +77,12 @@ def groundedness(answer: str, contexts: Sequence[Context],
         return Score(0.0, "no context was retrieved, so no claim is supported")
     vectors = embed([*claims, *(p.text for p in context)])
     similarity = vectors[: len(claims)] @ vectors[len(claims):].T
-    context_numbers = set().union(*(numbers(c[1] if isinstance(c, tuple) else c) for c in contexts))
+    raw = [c[1] if isinstance(c, tuple) else c for c in contexts]
+    context_numbers = set().union(*(numbers(text) for text in raw))
     failing = []
     for claim, scores in zip(claims, similarity, strict=True):
         if claim_checks:
-            finding = _judge_claim(claim, scores, context, threshold)
+            finding = _judge_claim(claim, scores, context, threshold, raw)
             if finding is not None:
                 failing.append(f"{finding.verdict}: {claim[:80]!r} ({finding.detail})")
         elif (why := _embedding_only(claim, float(scores.max()), threshold, context_numbers)):

@@ -29,13 +29,14 @@ def provider_judge_call(provider: Provider, model: str) -> JudgeCall:
 
 
 def sample(variants: Sequence[Variant], per_kind: int) -> list[Variant]:
-    """The first `per_kind` variants of every kind (the planting order is deterministic)."""
-    seen: dict[str, int] = {}
-    out = []
+    """`per_kind` variants of every kind, spread evenly over the (deterministic) planting order."""
+    by_kind: dict[str, list[Variant]] = {}
     for v in variants:
-        if seen.get(v.kind, 0) < per_kind:
-            seen[v.kind] = seen.get(v.kind, 0) + 1
-            out.append(v)
+        by_kind.setdefault(v.kind, []).append(v)
+    out = []
+    for group in by_kind.values():
+        step = max(1, len(group) // max(1, per_kind))
+        out.extend(group[::step][:per_kind])
     return out
 
 
