@@ -147,40 +147,46 @@ def _train_rows(instance: dg.DagsterInstance, before_id: int | None = None) -> t
     return records[0].storage_id, triggers.split_rows(entry.value if entry else None)
 
 
-def _drifted(instance: dg.DagsterInstance, model_id: int) -> tuple[bool, str | None]:
-    """(whether the training file recorded its drift, why it calls for a job) since the model."""
-    records = instance.fetch_materializations(dg.AssetKey("finetune_training_file"), limit=1).records
+def _latest(instance: dg.DagsterInstance, name: str) -> tuple[int, dict]:
+    """(storage id, metadata values) of an asset's latest materialization; (0, {}) if none."""
+    records = instance.fetch_materializations(dg.AssetKey(name), limit=1).records
     if not records or records[0].asset_materialization is None:
-        return False, None
-    metadata = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
-    if "drift_share" not in metadata:
-        return False, None
-    if records[0].storage_id < model_id:
-        return True, None  # the model was built (or kept) after this file: already decided
-    return True, triggers.training_drift(metadata)
+        return 0, {}
+    meta = records[0].asset_materialization.metadata
+    return records[0].storage_id, {k: v.value for k, v in meta.items()}
 
 
-def _growth(instance: dg.DagsterInstance, fraction: float, seen_qa_id: int) -> tuple[int, str | None]:
+def _growth(instance: dg.DagsterInstance, fraction: float,
+            seen: dict[str, int]) -> tuple[dict[str, int], str | None]:
     """Whether the training data moved enough since finetuned_model was last built: the
-    training file's drift under the fine-tune policy, else train-split growth by `fraction`."""
+    training file's drift under the fine-tune policy (finetune/policy.py), or, for a file
+    written before it recorded drift, train-split growth by `fraction`."""
     qa_id, now = _train_rows(instance)
-    model = instance.fetch_materializations(dg.AssetKey("finetuned_model"), limit=1).records
-    if qa_id <= seen_qa_id or not model:
-        return qa_id, None
-    measured, why = _drifted(instance, model[0].storage_id)
-    if measured:
-        return qa_id, why
-    _, trained_on = _train_rows(instance, before_id=model[0].storage_id)
+    file_id, file_meta = _latest(instance, "finetune_training_file")
+    model_id, _ = _latest(instance, "finetuned_model")
+    marks = {"qa_id": max(qa_id, seen.get("qa_id", 0)),
+             "file_id": max(file_id, seen.get("file_id", 0))}
+    if not model_id:
+        return marks, None
+    if "drift_share" in file_meta:
+        # The same rule finetuned_model applies; a file older than the model is decided.
+        if file_id <= seen.get("file_id", 0) or file_id < model_id:
+            return marks, None
+        return marks, triggers.training_drift(file_meta)
+    if qa_id <= seen.get("qa_id", 0):
+        return marks, None
+    _, trained_on = _train_rows(instance, before_id=model_id)
     if not triggers.train_grew(trained_on, now, fraction):
-        return qa_id, None
-    return qa_id, f"train split grew from {trained_on} to {now} rows (gate {fraction:.0%})"
+        return marks, None
+    return marks, f"train split grew from {trained_on} to {now} rows (gate {fraction:.0%})"
 
 
 def retraining_sensor(interval_s: int, monitoring_key: dg.AssetKey = MONITORING,
                       check_names: Sequence[str] | None = triggers.RETRAIN_CHECKS,
                       name: str = "retraining_sensor") -> dg.SensorDefinition:
     """Fine-tune again, then evaluate and promote, when a check on the monitoring asset fails
-    (drift, feedback, groundedness past its gate) or the train split grew by LLMOPS_RETRAIN_GROWTH."""
+    (drift, feedback, groundedness past its gate) or the training file drifted past the
+    fine-tune policy's retrain share (LLMOPS_FINETUNE_RETRAIN_SHARE / LLMOPS_RETRAIN_GROWTH)."""
 
     @dg.sensor(name=name, minimum_interval_seconds=interval_s, default_status=RUNNING,
                target=TARGET, description=retraining_sensor.__doc__)
@@ -190,12 +196,11 @@ def retraining_sensor(interval_s: int, monitoring_key: dg.AssetKey = MONITORING,
         keys = [k for k in graph.asset_check_keys if k.asset_key == monitoring_key
                 and (check_names is None or k.name in check_names)]
         failures = failed_checks(context.instance, keys, state.get("check_id", 0))
-        qa_id, grew = _growth(context.instance, automation_settings().retrain_growth,
-                              state.get("qa_id", 0))
+        marks, grew = _growth(context.instance, automation_settings().retrain_growth, state)
         why = [f"{e.check_name} failed on {e.asset_key.to_user_string()}" for _, e, _ in failures]
         why += [grew] if grew else []
         cursor = json.dumps({"check_id": max([state.get("check_id", 0)] + [i for i, _, _ in failures]),
-                             "qa_id": max(qa_id, state.get("qa_id", 0))})
+                             **marks})
         if not why:
             return dg.SensorResult(skip_reason="no failed monitoring check, no train growth",
                                    cursor=cursor)
