@@ -98,7 +98,8 @@ def test_score_uses_the_offline_metrics_and_summary_crosses_gates() -> None:
     by_id = scored.set_index("exchange_id")
     assert by_id.loc["chatcmpl-1", "groundedness"] == 1.0
     assert by_id.loc["chatcmpl-2", "groundedness"] == 0.0
-    assert "numbers ['400'] not in context" in by_id.loc["chatcmpl-2", "groundedness_reason"]
+    assert "unsupported: 'The stock price is 400 dollars.'" in \
+        by_id.loc["chatcmpl-2", "groundedness_reason"]
     assert by_id.loc["chatcmpl-3", "harm"] == 1.0
     assert math.isnan(by_id.loc["chatcmpl-4", "groundedness"]) and not by_id.loc["chatcmpl-4",
                                                                                   "sampled"]
