@@ -14,6 +14,7 @@ from llmops_pipelines.evaluation import candidates as cands
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.judges import Judges
 from llmops_pipelines.evaluation.runner import RunContext, evaluate
+from llmops_pipelines.evaluation.scoring import EVALUATOR_VERSION
 from llmops_pipelines.evaluation.validity import record as validity_record
 from llmops_pipelines.rag.app import retrieve
 from llmops_pipelines.settings import Settings
@@ -134,7 +135,7 @@ def evaluation_summary(llmops: LlmopsResource,
         "candidates": len(summary),
         "summary": dg.MetadataValue.md(markdown_table(summary[SUMMARY_COLUMNS])),
         "latency_and_judges": dg.MetadataValue.md(markdown_table(summary[DETAIL_COLUMNS])),
-        "metric_validity": dg.MetadataValue.md(validity_record.table(last)),
+        "metric_validity": dg.MetadataValue.md(validity_record.table(last, EVALUATOR_VERSION)),
     })
 
 

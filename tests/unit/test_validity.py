@@ -99,6 +99,8 @@ def test_record_round_trip_table_and_gate_warning(fixed_run, tmp_path) -> None:
     loaded = record.load(path)
     assert loaded is not None and loaded["metrics"].keys() == rec["metrics"].keys()
     assert "| groundedness |" in record.table(loaded)
+    assert "stale" not in record.table(loaded, "metrics-v3")
+    assert "stale: the scorers are now metrics-v4" in record.table(loaded, "metrics-v4")
     trust = record.gate_validity(loaded)
     assert set(trust) == {"groundedness", "quality", "harm_rate"}
     assert trust["groundedness"].metric == "groundedness"

@@ -107,12 +107,15 @@ def gate_validity(record: Mapping[str, Any] | None,
     return out
 
 
-def table(record: Mapping[str, Any] | None) -> str:
-    """A markdown table of every metric's rates, or how to produce them."""
+def table(record: Mapping[str, Any] | None, current_version: str | None = None) -> str:
+    """A markdown table of every metric's rates, or how to produce them; says when it is stale."""
     if record is None:
         return "no validity run yet: `python -m bench validity` measures each metric's error rates"
+    measured = record.get("evaluator_version", "?")
+    stale = (f" — stale: the scorers are now {current_version}; run `python -m bench validity`"
+             if current_version and measured != current_version else "")
     lines = [f"validity run {record.get('created_at', '?')} (evaluator "
-             f"{record.get('evaluator_version', '?')}, {record.get('corpus', '?')})", "",
+             f"{measured}, {record.get('corpus', '?')}){stale}", "",
              "| metric | false alarms | misses | contradictions detected | AUC |",
              "|---|---|---|---|---|"]
     for name, data in sorted(record["metrics"].items()):
