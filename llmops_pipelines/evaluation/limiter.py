@@ -43,6 +43,7 @@ class AdaptiveLimiter:
         self._resume_at = 0.0
         self._next_at = 0.0
         self._changed: asyncio.Event | None = None
+        self._gate: asyncio.Lock | None = None
         self._done: deque[float] = deque()  # completion times of accepted calls, last few seconds
 
     @property
@@ -52,6 +53,14 @@ class AdaptiveLimiter:
 
     async def acquire(self) -> None:
         """Wait for a free slot, the next paced start and any Retry-After pause to end."""
+        if self._gate is None:
+            self._gate = asyncio.Lock()
+        # One caller at a time waits on the clock; the rest queue (FIFO) on the gate instead
+        # of all waking at every paced start, which under CPU load made the pace run late.
+        async with self._gate:
+            await self._acquire()
+
+    async def _acquire(self) -> None:
         while True:
             now = time.monotonic()
             rate = self.cap.pace(now, self.in_flight)

@@ -10,6 +10,7 @@ so a cap that was under-estimated or raised is found again.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from llmops_pipelines.providers.rate_limits import RateLimits
 
@@ -19,6 +20,9 @@ HOLD_S = 3.0  # ... once this long has passed since the last one
 MAX_PROBE = 1.25
 WINDOW_S = 2.0  # accepted calls counted over this long to measure the cap
 HEADERS_FRESH_S = 5.0  # headers older than this no longer describe the bucket
+LOWER_AFTER = 3  # 429s within the window before a paced estimate may go down
+RESERVE = 1  # requests left (headers) under which the pace drops just below the cap
+HEADERS_HEADROOM = 0.99  # the headers say the cap exactly: only jitter to leave room for
 
 
 class CapEstimate:
@@ -34,6 +38,7 @@ class CapEstimate:
         self._headers_at = -math.inf
         self._remaining: float | None = None
         self._tokens_per_call = 0.0
+        self._refused: deque[float] = deque()  # 429 times over the last window, while paced
 
     def started(self, now: float) -> None:
         """Note the first accepted call: the measuring window cannot reach back before it."""
@@ -48,9 +53,11 @@ class CapEstimate:
             remaining = self._remaining
             if remaining is not None and remaining > 2 * in_flight + 2:
                 return None  # the bucket holds more than is in flight: no reason to wait
-            if remaining is not None and remaining >= in_flight:
-                return self.cap_rps  # a reserve covers the calls in flight: pace at the cap
-            return self.cap_rps * HEADROOM
+            if remaining is not None and remaining >= RESERVE:
+                # Sending at the cap keeps the reserve where it is: the calls in flight took
+                # their tokens when they arrived, and as many came back meanwhile.
+                return self.cap_rps
+            return self.cap_rps * HEADERS_HEADROOM
         probe = 1 + PROBE_PER_S * max(0.0, now - self._last_429 - HOLD_S)
         return self.cap_rps * HEADROOM * min(probe, MAX_PROBE)
 
@@ -74,6 +81,13 @@ class CapEstimate:
         if self.cap_rps is not None and self.source == "429":
             # Accepted calls cannot show more than the pace sent: a 429 at the pace is a cap under it.
             estimate = min(estimate, self.cap_rps * 1.5)
+            self._refused.append(now)
+            while self._refused and self._refused[0] < now - self.window_s:
+                self._refused.popleft()
+            if estimate < self.cap_rps and len(self._refused) < LOWER_AFTER:
+                # One refusal while pacing is jitter (calls arriving together at an emptied
+                # bucket), not a lower cap: what was accepted is only what we sent.
+                return False
         self.cap_rps, self.source, self._last_estimate = estimate, "429", now
         return True
 

@@ -8,7 +8,13 @@ import time
 import pytest
 
 from llmops_pipelines.evaluation.limiter import AdaptiveLimiter
-from llmops_pipelines.evaluation.pacing import HEADROOM, HOLD_S, PROBE_PER_S, CapEstimate
+from llmops_pipelines.evaluation.pacing import (
+    HEADERS_HEADROOM,
+    HEADROOM,
+    HOLD_S,
+    PROBE_PER_S,
+    CapEstimate,
+)
 from llmops_pipelines.providers.rate_limits import Bucket, RateLimits, duration_s, parse_rate_limits
 
 
@@ -70,7 +76,7 @@ def test_headers_pace_at_the_cap_with_a_reserve_and_burst_when_the_bucket_is_ful
 
     seen(0, "1s", 0.0)
     assert cap.source == "headers" and cap.cap_rps == pytest.approx(50.0)
-    assert cap.pace(0.0, 10) == pytest.approx(50.0 * HEADROOM)  # no reserve: just under
+    assert cap.pace(0.0, 10) == pytest.approx(50.0 * HEADERS_HEADROOM)  # no reserve: just under
     seen(12, "760ms", 1.0)
     assert cap.pace(1.0, 10) == pytest.approx(50.0)  # a reserve covers what is in flight
     seen(40, "200ms", 2.0)
@@ -104,5 +110,19 @@ def test_the_limiter_spaces_starts_at_the_paced_rate_and_keeps_its_concurrency()
 
     schedule, full = asyncio.run(scenario())
     step = 1 / (20 * HEADROOM)
-    assert [b - a for a, b in zip(schedule, schedule[1:])] == pytest.approx([step] * 3)
+    gaps = [b - a for a, b in zip(schedule[:-1], schedule[1:], strict=True)]
+    assert gaps == pytest.approx([step] * 3)
     assert full == 4  # the fifth waited for a slot, not only for its start time
+
+
+def test_one_429_while_paced_is_jitter_and_three_lower_the_estimate() -> None:
+    cap = CapEstimate()
+    cap.started(0.0)
+    cap.on_429(0.0, accepted=0, retry_after_s=0.02, rtt_s=0.2)  # 50/s
+    # Paced at 49/s, 94 accepted in 2 s (47/s, the client ran late) and one refusal: kept.
+    assert not cap.on_429(3.0, accepted=94, retry_after_s=0.02, rtt_s=0.2)
+    assert cap.cap_rps == pytest.approx(50.0)
+    assert not cap.on_429(3.5, accepted=80, retry_after_s=0.02, rtt_s=0.2)
+    # A third refusal within the window: the endpoint really allows less.
+    assert cap.on_429(4.0, accepted=80, retry_after_s=0.02, rtt_s=0.2)
+    assert cap.cap_rps == pytest.approx(40.0)
