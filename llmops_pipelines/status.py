@@ -1,4 +1,4 @@
-"""What `llmops status` reports: the champion and the latest evaluation per candidate."""
+"""What `llmops status` reports: the champion, the latest evaluation per candidate, side by side."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from llmops_pipelines.evaluation import side_by_side
 from llmops_pipelines.promotion.registry import Registry
 from llmops_pipelines.settings import Settings
 
@@ -27,8 +28,9 @@ def status(settings: Settings) -> dict[str, Any]:
     summary_path = tables / "evaluation_summary.parquet"
     decision_path = tables / "promotion_decision.json"
     candidates = []
-    if summary_path.exists():
-        for row in pd.read_parquet(summary_path).to_dict("records"):
+    summary = pd.read_parquet(summary_path) if summary_path.exists() else pd.DataFrame()
+    if not summary.empty:
+        for row in summary.to_dict("records"):
             candidates.append({
                 "id": row["candidate_id"], "prompt": row["prompt_name"], "model": row["model"],
                 "metrics": {m: _clean(float(row[m])) for m in METRICS}, "rows": int(row["rows"]),
@@ -39,30 +41,49 @@ def status(settings: Settings) -> dict[str, Any]:
                       "prompt": champion.prompt_name, "model": champion.model,
                       "since": champion.created_at} if champion else None),
         "candidates": candidates,
+        # Which model is best for each prompt, at what cost and latency (NaN -> null).
+        "side_by_side": side_by_side.records(side_by_side.by_prompt(summary)),
+        "by_model": side_by_side.records(side_by_side.by_model(summary)),
         "decision": {k: decision.get(k) for k in ("candidate_id", "promoted", "reasons")}
         if decision else None,
         "versions": decision.get("versions") or {"data": None, "index": None, "prompts": None},
     }
 
 
-def render_table(report: dict[str, Any]) -> str:
-    """A plain-text summary for terminals."""
-    header = f"{'candidate':<58} {'quality':>7} {'ground':>7} {'harm':>6} {'cost $':>9} " \
-             f"{'ms/tok':>7} {'cover':>6} {'rows':>5}"
+# The side-by-side table's metric columns: (record key, header, width).
+_TABLE_METRICS = (("quality", "quality", 7), ("groundedness", "ground", 7), ("harm_rate", "harm", 6),
+                  ("cost_per_1k_answers_usd", "$/1k ans", 9), ("latency_ms_per_token", "ms/tok", 7),
+                  ("coverage", "cover", 6), ("rows", "rows", 5))
+
+
+def _side_by_side_lines(rows: list[dict[str, Any]], champion_id: str | None) -> list[str]:
+    """A header line per prompt, then its models best first; `*` marks the champion."""
+    # Widths follow the data: an "endpoint/model#hash" label is never cut short.
+    model_width = max([len("model"), *(len(r["model"]) for r in rows)])
+    endpoint_width = max([len("endpoint"), *(len(r["endpoint"] or "n/a") for r in rows)])
+    metrics = " ".join(f"{title:>{width}}" for _, title, width in _TABLE_METRICS)
+    header = f"  {'#':>2} {'model':<{model_width}} {'endpoint':<{endpoint_width}} {metrics}  candidate"
     lines = [header, "-" * len(header)]
-    for c in report["candidates"]:
-        m = c["metrics"]
+    prompt = None
+    for r in rows:
+        if r["prompt"] != prompt:
+            prompt = r["prompt"]
+            lines.append(f"prompt {prompt}")
+        mark = "*" if r["candidate_id"] == champion_id else " "
+        values = " ".join(f"{side_by_side.format_cell(r[key], key):>{width}}"
+                          for key, _, width in _TABLE_METRICS)
+        lines.append(f"{mark} {r['rank']:>2} {r['model']:<{model_width}} "
+                     f"{side_by_side.format_cell(r['endpoint']):<{endpoint_width}} {values}  "
+                     f"{r['candidate_id']}")
+    return lines
 
-        def f(key: str, fmt: str, m: dict[str, Any] = m) -> str:
-            return "n/a" if m[key] is None else format(m[key], fmt)
 
-        mark = "*" if report["champion"] and report["champion"]["id"] == c["id"] else " "
-        lines.append(f"{mark}{c['id'][:57]:<57} {f('quality', '.3f'):>7} "
-                     f"{f('groundedness', '.3f'):>7} {f('harm_rate', '.3f'):>6} "
-                     f"{f('cost_usd', '.5f'):>9} {f('latency_ms_per_token', '.1f'):>7} "
-                     f"{f('coverage', '.2f'):>6} {c['rows']:>5}")
-    if not report["candidates"]:
-        lines.append("(no evaluation yet: run `make demo` or materialize evaluation_summary)")
+def render_table(report: dict[str, Any]) -> str:
+    """A plain-text summary for terminals: the side-by-side per prompt, then the champion."""
+    champion_id = report["champion"]["id"] if report["champion"] else None
+    rows = report.get("side_by_side") or []
+    lines = _side_by_side_lines(rows, champion_id) if rows else \
+        ["(no evaluation yet: run `make demo` or materialize evaluation_summary)"]
     champion = report["champion"]
     lines.append("")
     lines.append(f"champion: {champion['id']} ({champion['deployment']})" if champion
