@@ -7,7 +7,7 @@ import pandas as pd
 
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.finetune import policy, training_file
-from llmops_pipelines.finetune.remote import RemoteFineTune
+from llmops_pipelines.finetune.remote import RemoteFineTune, missing_finetune_api
 from llmops_pipelines.finetune.tokens import chat_token_counter
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.providers.openai_provider import OpenAIProvider
@@ -72,8 +72,18 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     """A model fine-tuned on the training file; the same data and settings reuse the last one."""
     settings = llmops.settings
     if settings.finetune == "off":
-        skipped = {"model_id": None, "skipped": "LLMOPS_FINETUNE=off"}
-        return dg.Output(skipped, metadata={"skipped": skipped["skipped"]})
+        return _skipped("LLMOPS_FINETUNE=off")
+    client = None
+    if settings.provider == "openai":
+        provider = llmops.provider
+        if not isinstance(provider, OpenAIProvider):
+            raise dg.Failure(f"LLMOPS_PROVIDER=openai built a {type(provider).__name__}")
+        client = provider.client
+        # Before the cost and size checks: an endpoint that cannot train (Ollama, vLLM,
+        # llama.cpp) is not an error under auto, whatever the training file holds.
+        if reason := missing_finetune_api(client):
+            context.log.warning(reason)
+            return _skipped(reason)
     spec, count = _spec_and_counter(settings)
     path = finetune_training_file["path"]
     report, usd = training_file.check_before_spend(
@@ -90,11 +100,8 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                          {"base_model": spec.base_model, "hyperparameters": hyper})
     if kept is not None:
         return kept
-    if settings.provider == "openai":
-        provider = llmops.provider
-        if not isinstance(provider, OpenAIProvider):
-            raise dg.Failure(f"LLMOPS_PROVIDER=openai built a {type(provider).__name__}")
-        job = RemoteFineTune(provider.client, settings.path("finetune", "remote"),
+    if client is not None:
+        job = RemoteFineTune(client, settings.path("finetune", "remote"),
                              log=context.log.info, poll_s=settings.finetune_poll_s,
                              deadline_s=settings.finetune_deadline_s)
         outcome = job.run(path, base_model=spec.base_model, hyperparameters=hyper,
@@ -117,6 +124,11 @@ def finetuned_model(context: dg.AssetExecutionContext, llmops: LlmopsResource,
         metadata["final_train_loss"] = value["epoch_losses"][-1]
     metadata["hyperparameters"] = dg.MetadataValue.json(hyper)
     return dg.Output(value, metadata=metadata)
+
+
+def _skipped(reason: str) -> dg.Output[dict]:
+    """No fine-tuned model: candidates go on with the base model alone."""
+    return dg.Output({"model_id": None, "skipped": reason}, metadata={"skipped": reason})
 
 
 def _keep_current(context: dg.AssetExecutionContext, settings: Settings, folder: Any,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,11 @@ import openai
 
 from llmops_pipelines.errors import FineTuneError
 from llmops_pipelines.finetune.training_file import MIN_EXAMPLES, validate_training_file
+from llmops_pipelines.providers.endpoint_check import cause
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+# How servers without the route answer (Ollama, vLLM, llama.cpp): not found, or wrong method.
+NO_API_STATUSES = (404, 405)
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,39 @@ class JobOutcome:
     model_id: str
     trained_tokens: int | None
     reused: bool
+
+
+def missing_finetune_api(client: Any, *,
+                         capabilities: Collection[str] | None = None) -> str | None:
+    """Why this endpoint cannot fine-tune (the skip reason), or None when it can.
+
+    `capabilities`, when declared (e.g. by the model catalog), is trusted without a request;
+    otherwise one GET fine_tuning/jobs decides. A rejected key or an unreachable server is
+    not a missing API: it raises FineTuneError naming the endpoint.
+    """
+    url = client.base_url
+    then = "the lifecycle goes on with the base model; LLMOPS_FINETUNE=off skips this check"
+    if capabilities is not None:
+        if "fine_tuning" in capabilities:
+            return None
+        return (f"endpoint {url} has no fine-tuning API (its declared capabilities "
+                f"{sorted(capabilities)} lack fine_tuning); {then}")
+    try:
+        client.fine_tuning.jobs.list(limit=1)
+    except openai.APIStatusError as exc:
+        if exc.status_code in NO_API_STATUSES:
+            return (f"endpoint {url} has no fine-tuning API (GET fine_tuning/jobs answered "
+                    f"{exc.status_code}); {then}")
+        if exc.status_code in (401, 403):
+            raise FineTuneError(f"endpoint {url} refused the API key for fine-tuning "
+                                f"({exc.status_code}): check OPENAI_API_KEY for this endpoint, "
+                                "or set LLMOPS_FINETUNE=off") from exc
+        # Anything else came from a fine-tuning route that exists: the job's own calls report it.
+        return None
+    except openai.APIConnectionError as exc:  # timeouts included
+        raise FineTuneError(f"cannot reach {url} to check its fine-tuning API: {cause(exc)} "
+                            "(is the server running, and is OPENAI_BASE_URL right?)") from exc
+    return None
 
 
 class RemoteFineTune:
