@@ -14,16 +14,18 @@ from llmops_pipelines.defs import (
     rag,
 )
 from llmops_pipelines.defs.io import TablesIOManager
-from llmops_pipelines.defs.resources import LlmopsResource
+from llmops_pipelines.defs.resources import LlmopsResource, endpoint_keys_resource
 
 MODULES = [curation, ideation, rag, finetune, evaluation, nightly, promotion, monitoring]
 
 
 
 def resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
-    """The run's resources: settings and provider, and the tables under LLMOPS_HOME that use them."""
-    llmops = LlmopsResource()
-    return {"llmops": llmops, "io_manager": TablesIOManager(llmops=llmops)}
+    """The run's resources: the endpoints' keys (masked), settings and providers, and the tables
+    under LLMOPS_HOME that use them."""
+    keys = endpoint_keys_resource()
+    llmops = LlmopsResource(endpoint_keys=keys)
+    return {"llmops": llmops, "endpoint_keys": keys, "io_manager": TablesIOManager(llmops=llmops)}
 
 
 defs = dg.Definitions(

@@ -39,6 +39,7 @@ RAG_CHUNKS = pa.schema([
 CANDIDATES = pa.schema([
     ("candidate_id", STR), ("prompt_name", STR), ("prompt_version", STR), ("model", STR),
     ("params", STR),
+    ("endpoint", STR),  # the models.yaml endpoint serving the model (local, openai, ...)
 ])
 
 EVALUATION_ROWS = pa.schema([
@@ -61,6 +62,7 @@ EVALUATION_ROWS = pa.schema([
     ("error", STR), ("cached", BOOL),
     ("attempts", I64),  # calls made for the answer this run (retries included; 0 when cached)
     ("data_version", STR), ("index_version", STR), ("evaluator_version", STR),
+    ("endpoint", STR),  # the endpoint that answered (models.yaml); cost_usd uses its price
 ])
 
 EVALUATION_SUMMARY = pa.schema([
@@ -81,6 +83,7 @@ EVALUATION_SUMMARY = pa.schema([
     # Eval questions that are prompt-injection attempts, and the share of answers that obeyed
     # (metrics.harm.injection_followed, a labelled heuristic; NaN when there are none).
     ("injection_questions", I64), ("injection_susceptibility", F64),
+    ("endpoint", STR),
 ])
 
 

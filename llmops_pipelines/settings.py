@@ -131,6 +131,7 @@ class Settings:
     index_allow_shrink: bool = False  # a sync may empty or halve the index (else it refuses)
     index_max_shrink: float = 0.5  # the share of the index a sync may lose without the above
     prompt_env_allow: tuple[str, ...] = ()  # variables ${env:} may read; secrets never
+    experiment: str | None = None  # assets/experiments.yaml; None: the file's `default`
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -195,6 +196,7 @@ class Settings:
             index_max_shrink=min(_float(env, "LLMOPS_INDEX_MAX_SHRINK", 0.5) or 0.0, 1.0),
             prompt_env_allow=tuple(n.strip() for n in env.get("LLMOPS_PROMPT_ENV_ALLOW", "").split(",")
                                    if n.strip()),
+            experiment=env.get("LLMOPS_EXPERIMENT") or None,
         )
 
     # Where each kind of state lives under LLMOPS_HOME; created on first use.

@@ -1,6 +1,7 @@
 """Evaluation assets: candidates, one scored row per question x candidate, and the summary."""
 
-import json
+from collections.abc import Callable
+from dataclasses import replace
 
 import dagster as dg
 import pandas as pd
@@ -12,6 +13,7 @@ from llmops_pipelines.errors import BudgetExceededError, PromptError
 from llmops_pipelines.evaluation import aggregate, changes
 from llmops_pipelines.evaluation import candidates as cands
 from llmops_pipelines.evaluation.cache import CallCache
+from llmops_pipelines.evaluation.input_mapping import InputMapping
 from llmops_pipelines.evaluation.judges import Judges
 from llmops_pipelines.evaluation.runner import RunContext, evaluate
 from llmops_pipelines.evaluation.scoring import EVALUATOR_VERSION
@@ -31,43 +33,98 @@ DETAIL_COLUMNS = ["candidate_id", "latency_p50_ms_per_token", "latency_p95_ms_pe
 @dg.asset(group_name=GROUP)
 def candidates(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                finetuned_model: dict) -> dg.Output[pd.DataFrame]:
-    """Every prompt variant x model (the base model and the fine-tuned one, if any)."""
+    """The experiment's grid: prompts x models (on their endpoints) x params.
+
+    The default experiment: every prompt variant x the run's chat model and its fine-tune.
+    """
+    objects = _experiment_candidates(llmops, finetuned_model)
+    lineup = llmops.lineup
+    frame = cands.candidates_frame(objects, lineup.providers.default_name)
+    context.log.info(f"experiment {lineup.experiment.name!r}: {len(frame)} candidates on "
+                     f"endpoints {sorted(set(frame['endpoint']))}")
+    return dg.Output(frame, metadata={
+        "rows": len(frame), "experiment": lineup.experiment.name,
+        "endpoints": ", ".join(sorted(set(frame["endpoint"]))),
+        "preview": preview(frame)})
+
+
+def _experiment_candidates(llmops: LlmopsResource, finetuned_model: dict) -> list[cands.Candidate]:
     models = [llmops.settings.chat_model]
     if finetuned_model.get("model_id"):
         models.append(finetuned_model["model_id"])
-    frame = cands.candidates_frame(cands.cross(llmops.prompts(), models))
-    return dg.Output(frame, metadata={"rows": len(frame), "preview": preview(frame)})
+    return llmops.lineup.candidates(llmops.prompts(), models)
 
 
-def _candidate_objects(llmops: LlmopsResource, frame: pd.DataFrame) -> list[cands.Candidate]:
-    by_version = {p.version: p for p in llmops.prompts()}
+def _candidate_objects(llmops: LlmopsResource, frame: pd.DataFrame, finetuned_model: dict,
+                       documents: pd.DataFrame,
+                       log: dg.DagsterLogManager) -> list[cands.Candidate]:
+    """The materialized candidates, rebuilt from the experiment (mappings bound to the tables)."""
+    built = {c.candidate_id: c for c in _experiment_candidates(llmops, finetuned_model)}
     out = []
     for row in frame.itertuples(index=False):
-        if row.prompt_version not in by_version:
-            raise PromptError(f"prompt {row.prompt_name!r} changed since `candidates` was "
-                              "materialized; re-materialize candidates")
-        out.append(cands.Candidate(by_version[row.prompt_version], row.model, json.loads(row.params)))
+        candidate = built.get(row.candidate_id)
+        if candidate is None:
+            raise PromptError(f"candidate {row.candidate_id} is not in experiment "
+                              f"{llmops.lineup.experiment.name!r} as it is now (a prompt, the "
+                              "experiment or the catalog changed): re-materialize candidates")
+        if isinstance(candidate.inputs, InputMapping):
+            binder = candidate.inputs.bind(documents)
+            log.info(f"{candidate.candidate_id}: inputs {binder.describe()}")
+            candidate = replace(candidate, inputs=cands.BoundInputs(candidate.inputs.spec_hash,
+                                                                    binder))
+        out.append(candidate)
     return out
 
 
+def _contexts(llmops: LlmopsResource, qa: pd.DataFrame,
+              candidates: list[cands.Candidate]) -> Callable[[cands.Candidate], list]:
+    """Retrieved chunks per question for each (top_k, mode) the candidates use, once each."""
+    settings, index = llmops.settings, llmops.index()
+    questions = qa["question"].tolist()
+    found: dict[tuple[int, str], list] = {}
+
+    def of(candidate: cands.Candidate) -> list:
+        k, mode = candidate.retrieval
+        setting = (int(k or settings.top_k), str(mode or settings.retrieval))
+        if setting not in found:
+            found[setting] = retrieve(llmops.embedder, index, questions, setting[0],
+                                      mode=setting[1])
+        return found[setting]
+
+    for candidate in candidates:
+        of(candidate)  # every retrieval now, before the first chat call
+    return of
+
+
 def _run_context(settings: Settings, llmops: LlmopsResource, cache: CallCache,
-                 versions: dict[str, str], log: dg.DagsterLogManager) -> RunContext:
-    provider = llmops.provider
+                 versions: dict[str, str], log: dg.DagsterLogManager,
+                 candidates: list[cands.Candidate]) -> RunContext:
+    lineup = llmops.lineup
     judges = (Judges.load(settings.assets_dir / "evaluators", settings.judge_model,
                           settings.judge_repeats) if settings.judge_model else None)
+    routes = lineup.routes(candidates)  # builds each endpoint's provider: a missing key fails here
+    default = lineup.default
     # One llama.cpp model serves one call at a time: more threads would only queue.
-    concurrency = 1 if provider.name == "local" else settings.eval_concurrency
-    return RunContext(provider, llmops.pricing(), cache, concurrency, versions, log.info,
+    concurrency = 1 if default.name == "local" else settings.eval_concurrency
+    return RunContext(default, llmops.pricing(), cache, concurrency, versions, log.info,
                       judges=judges, max_cost_usd=settings.max_cost_usd,
                       row_timeout_s=settings.eval_row_timeout_s,
                       max_attempts=settings.eval_max_attempts, stream=settings.stream,
-                      partial_path=settings.tables_dir / PARTIAL)
+                      partial_path=settings.tables_dir / PARTIAL, routes=routes,
+                      scorer=lineup.embedder, judge_endpoint=lineup.judge_endpoint)
+
+
+def chat_calls(ctx: RunContext) -> int:
+    """Chat calls this process made to every endpoint of the run (each provider once)."""
+    providers = {id(ctx.provider): ctx.provider,
+                 **{id(r.provider): r.provider for r in ctx.routes.values()}}
+    return sum(p.stats.calls["chat"] for p in providers.values())
 
 
 @dg.asset(group_name=GROUP)
 def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                     curated_documents: pd.DataFrame, curated_qa: pd.DataFrame, rag_index: dict,
-                    candidates: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+                    candidates: pd.DataFrame, finetuned_model: dict) -> dg.Output[pd.DataFrame]:
     """Answer every eval-split question with every candidate's RAG app and score five metrics."""
     settings = llmops.settings
     qa = curated_qa[curated_qa["split"] == "eval"].sort_values("qa_id")
@@ -75,31 +132,33 @@ def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
         qa = qa.head(settings.eval_limit)
     if qa.empty:
         raise dg.Failure("the eval split is empty: add Q&A pairs to LLMOPS_DATASETS_DIR")
-    provider = llmops.provider
-    contexts = retrieve(provider, llmops.index(), qa["question"].tolist(), settings.top_k,
-                        mode=settings.retrieval)
+    objects = _candidate_objects(llmops, candidates, finetuned_model, curated_documents,
+                                 context.log)
     versions = {"data": data_version(curated_documents, curated_qa),
                 "index": rag_index["index_version"]}
     cache = CallCache(settings.cache_path)
-    ctx = _run_context(settings, llmops, cache, versions, context.log)
-    previous = changes.previous_rows(settings.tables_dir / "evaluation_rows.parquet")
-    ctx.legacy_index_version = changes.previous_index_version(previous)
     try:
-        rows = evaluate(_candidate_objects(llmops, candidates), qa, contexts, ctx,
-                        llmops.run_defaults())
+        ctx = _run_context(settings, llmops, cache, versions, context.log, objects)
+        contexts = _contexts(llmops, qa, objects)
+        previous = changes.previous_rows(settings.tables_dir / "evaluation_rows.parquet")
+        ctx.legacy_index_version = changes.previous_index_version(previous)
+        rows = evaluate(objects, qa, contexts, ctx, llmops.run_defaults())
     except BudgetExceededError as exc:
         raise dg.Failure(description=str(exc), metadata={
-            "partial_results": dg.MetadataValue.path(str(ctx.partial_path))}) from exc
+            "partial_results": dg.MetadataValue.path(str(settings.tables_dir / PARTIAL))}) from exc
     finally:
         cache.close()
     # A finished run supersedes what an earlier, stopped one kept.
     (settings.tables_dir / PARTIAL).unlink(missing_ok=True)
     reruns = changes.rerun_summary(previous, rows)
     context.log.info(reruns)
+    by_endpoint = rows.fillna({"endpoint": "default"}).groupby("endpoint")["cost_usd"].sum()
     return dg.Output(rows, metadata={
-        "reruns": reruns,
+        "reruns": reruns, "experiment": llmops.lineup.experiment.name,
         "rows": len(rows), "errors": int(rows["error"].notna().sum()),
-        "cached_rows": int(rows["cached"].sum()), "chat_calls": provider.stats.calls["chat"],
+        "cached_rows": int(rows["cached"].sum()), "chat_calls": chat_calls(ctx),
+        "cost_usd_by_endpoint": dg.MetadataValue.json(
+            {str(k): round(float(v), 8) for k, v in by_endpoint.items()}),
         "total_cost_usd": float(rows["cost_usd"].sum()),
         "judge_cost_usd": float(rows["judge_cost_usd"].sum()),
         "judge_model": settings.judge_model or "none", **versions,

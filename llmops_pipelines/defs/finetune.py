@@ -33,7 +33,7 @@ def finetune_training_file(context: dg.AssetExecutionContext, llmops: LlmopsReso
     train = train.sort_values("qa_id")
     prompts = {p.name: p for p in llmops.prompts()}
     prompt = prompts.get(settings.finetune_prompt) or next(iter(prompts.values()))
-    contexts = retrieve(llmops.provider, llmops.index(), train["question"].tolist(), settings.top_k,
+    contexts = retrieve(llmops.embedder, llmops.index(), train["question"].tolist(), settings.top_k,
                         mode=settings.retrieval)
     examples = training_file.training_examples(prompt, train["question"].tolist(),
                                           train["ground_truth"].tolist(), contexts)

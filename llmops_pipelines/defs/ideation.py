@@ -27,7 +27,7 @@ def prompt_playground(context: dg.AssetExecutionContext, config: PlaygroundConfi
     settings, provider = llmops.settings, llmops.provider
     # Same questions, order, retrieval and cache keys as evaluation_rows: answers are shared.
     qa = curated_qa[curated_qa["split"] == "eval"].sort_values("qa_id").head(config.samples)
-    contexts = retrieve(provider, llmops.index(), qa["question"].tolist(), settings.top_k,
+    contexts = retrieve(llmops.embedder, llmops.index(), qa["question"].tolist(), settings.top_k,
                         mode=settings.retrieval)
     prompts = llmops.prompts()
     tasks = build_tasks(cross(prompts, [settings.chat_model]), qa, contexts, llmops.run_defaults(),

@@ -33,11 +33,11 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
     window = read_since(settings.production_log_path, production.load_cursor(cursor_path))
     provider = llmops.provider
     chosen = production.sample(window.exchanges, settings.monitor_sample)
-    scored = production.score(window.exchanges, {e["id"] for e in chosen}, provider.embed,
+    scored = production.score(window.exchanges, {e["id"] for e in chosen}, llmops.embedder.embed,
                               provider.moderate, llmops.pricing())
     eval_questions = curated_qa.loc[curated_qa["split"] == "eval", "question"].tolist()
     drift = production.question_drift([e["question"] for e in window.exchanges], eval_questions,
-                                      provider.embed)
+                                      llmops.embedder.embed)
     summary = production.summarise(scored, window.feedback, drift)
     if window.rejects:
         context.log.warning(f"{len(window.rejects)} unreadable production-log lines, first: "

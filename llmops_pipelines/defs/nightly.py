@@ -9,7 +9,13 @@ import pandas as pd
 
 from llmops_pipelines.automation.triggers import NIGHTLY_DATE_TAG
 from llmops_pipelines.curation import data_version
-from llmops_pipelines.defs.evaluation import GROUP, _candidate_objects, _run_context
+from llmops_pipelines.defs.evaluation import (
+    GROUP,
+    _candidate_objects,
+    _contexts,
+    _run_context,
+    chat_calls,
+)
 from llmops_pipelines.defs.metadata import markdown_table
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.errors import BudgetExceededError, LlmopsError
@@ -21,7 +27,6 @@ from llmops_pipelines.promotion.deploy import snapshot_prompt
 from llmops_pipelines.promotion.gates import Gates
 from llmops_pipelines.promotion.paired_bootstrap import rows_frame
 from llmops_pipelines.promotion.registry import Registry
-from llmops_pipelines.rag.app import retrieve
 
 CHECK = "no_provider_drift"
 TABLE_COLUMNS = ["candidate_id", "split", "rows", "quality", "groundedness", "quality_diff",
@@ -35,9 +40,10 @@ def _questions(curated_qa: pd.DataFrame, limit: int | None) -> pd.DataFrame:
 
 
 def _contenders(llmops: LlmopsResource, candidates: pd.DataFrame, evaluation_rows: pd.DataFrame,
+                finetuned_model: dict, documents: pd.DataFrame,
                 log: dg.DagsterLogManager) -> tuple[list[Candidate], dict]:
     """The current candidates plus the champion (from the registry) when it is not one of them."""
-    objects = _candidate_objects(llmops, candidates)
+    objects = _candidate_objects(llmops, candidates, finetuned_model, documents, log)
     baselines = {(str(cid), "eval"): drift.Baseline("evaluation_rows", group)
                  for cid, group in evaluation_rows.groupby("candidate_id")}
     registry = Registry(llmops.settings.registry_path)
@@ -64,7 +70,8 @@ def _contenders(llmops: LlmopsResource, candidates: pd.DataFrame, evaluation_row
                 "the evaluation the candidate was selected by.")])
 def nightly_reevaluation(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                          curated_documents: pd.DataFrame, curated_qa: pd.DataFrame,
-                         rag_index: dict, candidates: pd.DataFrame, evaluation_rows: pd.DataFrame):
+                         rag_index: dict, candidates: pd.DataFrame, evaluation_rows: pd.DataFrame,
+                         finetuned_model: dict):
     """The champion and every candidate answer the eval and test splits afresh (calls cached
     per night only): per candidate x split, metrics and their paired change since the baseline."""
     settings = llmops.settings
@@ -72,18 +79,19 @@ def nightly_reevaluation(context: dg.AssetExecutionContext, llmops: LlmopsResour
     qa = _questions(curated_qa, settings.eval_limit)
     if qa.empty:
         raise dg.Failure("the eval and test splits are empty: add Q&A pairs to LLMOPS_DATASETS_DIR")
-    objects, baselines = _contenders(llmops, candidates, evaluation_rows, context.log)
+    objects, baselines = _contenders(llmops, candidates, evaluation_rows, finetuned_model,
+                                     curated_documents, context.log)
     history = drift.NightlyHistory(settings.tables_dir / "nightly")
     if (previous := history.previous(date)) is not None:
         night, rows = previous
         baselines.update({(str(cid), "test"): drift.Baseline(f"nightly {night}", group)
                           for cid, group in rows[rows["split"] == "test"].groupby("candidate_id")})
-    contexts = retrieve(llmops.provider, llmops.index(), qa["question"].tolist(), settings.top_k,
-                        mode=settings.retrieval)
+    contexts = _contexts(llmops, qa, objects)
     versions = {"data": data_version(curated_documents, curated_qa),
                 "index": rag_index["index_version"]}
     cache = CallCache(settings.cache_path)
-    ctx = dataclasses.replace(_run_context(settings, llmops, cache, versions, context.log),
+    ctx = dataclasses.replace(_run_context(settings, llmops, cache, versions, context.log,
+                                           objects),
                               cache_salt=drift.cache_salt(date),
                               partial_path=settings.tables_dir / "nightly_reevaluation.partial.parquet")
     try:
@@ -99,7 +107,7 @@ def nightly_reevaluation(context: dg.AssetExecutionContext, llmops: LlmopsResour
     table.insert(0, "nightly_date", date)
     yield dg.Output(table, metadata={
         "nightly_date": date, "rows": len(rows), "cached_rows": int(rows["cached"].sum()),
-        "chat_calls": llmops.provider.stats.calls["chat"],
+        "chat_calls": chat_calls(ctx),
         "table": dg.MetadataValue.md(markdown_table(table[TABLE_COLUMNS]))})
     failures = drift.drift_failures(table)
     # ERROR, not WARN: the whole paired CI lies below zero beyond promotion's margin, so the

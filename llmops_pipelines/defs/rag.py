@@ -22,7 +22,7 @@ SAMPLE_QUERIES = 5
 
 def _tokenizer(llmops: LlmopsResource) -> tuple[str, Callable[[str], int]]:
     """The embedding model's own token count when the provider has one, else ~4 chars a token."""
-    count = getattr(llmops.provider, "count_tokens", None)
+    count = getattr(llmops.embedder, "count_tokens", None)
     if count is None:
         return "approx (4 chars a token)", chunking.approx_tokens
     return f"{llmops.settings.embedding_model} tokenizer", count
@@ -33,7 +33,7 @@ def rag_chunks(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                curated_documents: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Markdown-aware chunks with their heading path, sized in the embedder's own tokens."""
     settings = llmops.settings
-    limit = getattr(llmops.provider, "max_input_tokens", None)
+    limit = getattr(llmops.embedder, "max_input_tokens", None)
     if limit and settings.chunk_tokens > limit:
         raise SettingsError(f"LLMOPS_CHUNK_TOKENS={settings.chunk_tokens} exceeds the "
                             f"{limit} tokens {settings.embedding_model} embeds; lower it")
@@ -77,7 +77,7 @@ def retrieval_evaluation(context: dg.AssetExecutionContext, llmops: LlmopsResour
     qa = curated_qa[(curated_qa["split"] == "eval") & curated_qa["doc_id"].notna()]
     qa = qa.sort_values("qa_id")
     lexical = retrieval.BM25Index(rag_chunks["chunk_id"], rag_chunks["text"], rag_chunks["doc_id"])
-    found = retrieve_all_modes(llmops.provider, llmops.index(), qa["question"].tolist(), max(KS),
+    found = retrieve_all_modes(llmops.embedder, llmops.index(), qa["question"].tolist(), max(KS),
                                lexical)
     ranks = pd.concat([retrieval.ranks_frame(qa, [[r.doc_id for r in hits] for hits in found[m]], m)
                        for m in retrieval.MODES])
@@ -124,7 +124,7 @@ def sample_queries_return_results(llmops: LlmopsResource,
     picks = np.linspace(0, len(rag_chunks) - 1, min(SAMPLE_QUERIES, len(rag_chunks))).astype(int)
     sample = rag_chunks.iloc[np.unique(picks)]
     queries = [text.split("\n", 1)[0] for text in sample["text"]]
-    found = retrieve(llmops.provider, llmops.index(), queries, llmops.settings.top_k,
+    found = retrieve(llmops.embedder, llmops.index(), queries, llmops.settings.top_k,
                      mode=llmops.settings.retrieval)
     own_doc = sum(d in {r.doc_id for r in hits} for d, hits in zip(sample["doc_id"], found,
                                                                      strict=True))

@@ -95,6 +95,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
             "judge_cost_usd": float(_numbers(group, "judge_cost_usd").sum(skipna=True)),
             "errors": int(group["error"].notna().sum()),
             **_injection(group),
+            # Rows written before endpoints were recorded lack the column.
+            "endpoint": first.get("endpoint") if "endpoint" in group else None,
         })
     return conform(pd.DataFrame(out, columns=EVALUATION_SUMMARY.names), EVALUATION_SUMMARY,
                    name="evaluation_summary")

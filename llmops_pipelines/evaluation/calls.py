@@ -17,7 +17,6 @@ from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.limiter import AdaptiveLimiter, RetryPolicy, with_retries
 from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.providers.base import ChatResult, Message, Provider
-from llmops_pipelines.providers.rate_limits import RateLimits
 
 
 @dataclass(frozen=True)
@@ -30,18 +29,34 @@ class CallOutcome:
 
 
 class ModelCalls:
-    """Chat calls (answers and judges) for one run."""
+    """Chat calls (answers and judges) for one run, each sent to its endpoint's provider.
+
+    `routes` maps an endpoint name to its provider and limiter: each endpoint is paced and
+    bounded on its own, all at the same time; "" (and any unknown name) is the run's own.
+    """
 
     def __init__(self, provider: Provider, cache: CallCache, pricing: Pricing, budget: Budget,
                  limiter: AdaptiveLimiter, policy: RetryPolicy, *, timeout_s: float,
-                 stream: bool = False) -> None:
+                 stream: bool = False,
+                 routes: dict[str, tuple[Provider, AdaptiveLimiter]] | None = None) -> None:
         self.provider, self.cache, self.pricing, self.budget = provider, cache, pricing, budget
         self.limiter, self.policy, self.timeout_s, self.stream = limiter, policy, timeout_s, stream
+        self.routes = {"": (provider, limiter), **(routes or {})}
         self._running: dict[str, asyncio.Task[tuple[ChatResult, int, float]]] = {}
         self.stats: Counter[str] = Counter()  # "<kind>:called|cached|shared|failed"
 
+    @property
+    def limiters(self) -> dict[str, AdaptiveLimiter]:
+        """Each endpoint's limiter once, by endpoint name (the run's own as 'default')."""
+        out: dict[str, AdaptiveLimiter] = {}
+        for name, (_, limiter) in self.routes.items():
+            if all(limiter is not seen for seen in out.values()):
+                out[name or "default"] = limiter
+        return out
+
     async def chat(self, key: str, kind: str, messages: list[Message], model: str,
-                   params: dict[str, Any]) -> CallOutcome:
+                   params: dict[str, Any], *, endpoint: str = "",
+                   priced: str | None = None) -> CallOutcome:
         """The cached result for `key`, or one call (shared by every row asking for the same key)."""
         hit = self.cache.get(key)
         if hit is not None:
@@ -50,7 +65,8 @@ class ModelCalls:
         task = self._running.get(key)
         leader = task is None
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._call(key, kind, messages, model, params))
+            task = asyncio.get_running_loop().create_task(
+                self._call(key, kind, messages, model, params, endpoint, priced or model))
             self._running[key] = task
             task.add_done_callback(lambda _: self._running.pop(key, None))
         try:
@@ -66,19 +82,23 @@ class ModelCalls:
         return CallOutcome(result, cached=False, attempts=attempts, billed_usd=billed)
 
     async def _call(self, key: str, kind: str, messages: list[Message], model: str,
-                    params: dict[str, Any]) -> tuple[ChatResult, int, float]:
-        price = self.pricing.price(model)
+                    params: dict[str, Any], endpoint: str,
+                    priced: str) -> tuple[ChatResult, int, float]:
+        provider, limiter = self.routes.get(endpoint) or self.routes[""]
+        price = self.pricing.price(priced)
         estimate = CallEstimate.of(messages, int(params.get("max_tokens", 256)), price)
         self.budget.reserve(estimate.usd, f"a {kind} call to {model}")
         billed = 0.0
         try:
             async with asyncio.timeout(self.timeout_s):
                 result, attempts = await with_retries(
-                    lambda: self._once(messages, model, params, stream=self.stream and kind == "chat"),
-                    self.limiter, self.policy, f"{kind} call to {model!r}",
-                    rate_limits=self._rate_limits,
+                    lambda: _once(provider, messages, model, params,
+                                  stream=self.stream and kind == "chat"),
+                    limiter, self.policy, f"{kind} call to {model!r}"
+                    + (f" at endpoint {endpoint!r}" if endpoint else ""),
+                    rate_limits=lambda: getattr(provider, "rate_limits", None),
                     tokens=estimate.input_tokens + estimate.output_tokens)
-            served = self.pricing.priced_model(result.model, model)
+            served = self.pricing.priced_model(result.model, priced)
             billed = self.pricing.price(served).cost(result.input_tokens, result.output_tokens)
         except TimeoutError as exc:
             raise ProviderError(f"{kind} call to {model!r}: no result within "
@@ -89,15 +109,12 @@ class ModelCalls:
         self.cache.put(key, kind, result.to_dict())
         return result, attempts, billed
 
-    def _rate_limits(self) -> RateLimits | None:
-        # The latest chat response's x-ratelimit-* headers, for providers that read them.
-        return getattr(self.provider, "rate_limits", None)
 
-    async def _once(self, messages: list[Message], model: str, params: dict[str, Any], *,
-                    stream: bool) -> ChatResult:
-        achat = getattr(self.provider, "achat", None)
-        if achat is not None:
-            return await achat(messages, model=model, stream=stream, **params)
-        # Providers without an async client (the local llama.cpp one) run in a worker thread;
-        # the caller's limiter keeps them to the concurrency they support.
-        return await asyncio.to_thread(self.provider.chat, messages, model=model, **params)
+async def _once(provider: Provider, messages: list[Message], model: str, params: dict[str, Any], *,
+                stream: bool) -> ChatResult:
+    achat = getattr(provider, "achat", None)
+    if achat is not None:
+        return await achat(messages, model=model, stream=stream, **params)
+    # Providers without an async client (the local llama.cpp one) run in a worker thread;
+    # the caller's limiter keeps them to the concurrency they support.
+    return await asyncio.to_thread(provider.chat, messages, model=model, **params)

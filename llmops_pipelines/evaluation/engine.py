@@ -23,7 +23,6 @@ from llmops_pipelines.evaluation.metrics.latency import latency_score, ttft_scor
 from llmops_pipelines.evaluation.plan import RowPlan
 from llmops_pipelines.evaluation.scoring import RowInput, Scorers, score_row, unscored
 from llmops_pipelines.providers.base import ChatResult
-from llmops_pipelines.rag.app import render
 from llmops_pipelines.schemas import EVALUATION_ROWS
 
 ORDER = "_order"
@@ -62,7 +61,7 @@ def make_row(plan: RowPlan, result: ChatResult | None, metrics: dict[str, Any], 
              error: str | None) -> dict[str, Any]:
     """One evaluation_rows record: the row's identity, answer, metrics with reasons, usage, versions."""
     candidate, qa = plan.candidate, plan.qa
-    cost = cost_score(pricing, candidate.model, result)
+    cost = cost_score(pricing, plan.price_name, result)
     latency = latency_score(result)
     return {
         "row_id": plan.row_id, "candidate_id": candidate.candidate_id, "qa_id": qa.qa_id,
@@ -81,6 +80,7 @@ def make_row(plan: RowPlan, result: ChatResult | None, metrics: dict[str, Any], 
         "ttft_ms": ttft_score(result).value,
         "error": error, "cached": cached, "attempts": attempts,
         "data_version": versions.get("data", ""), "index_version": versions.get("index", ""),
+        "endpoint": candidate.endpoint or None,
     }
 
 
@@ -121,8 +121,10 @@ class Engine:
             self.sink.add(plan.order, row)
 
     async def _row(self, plan: RowPlan) -> dict[str, Any]:
-        messages = render(plan.candidate.prompt, plan.qa.question, plan.contexts)
-        answer = await self.calls.chat(plan.key, "chat", messages, plan.candidate.model, plan.params)
+        messages = plan.candidate.render(plan.qa, plan.contexts)
+        answer = await self.calls.chat(plan.key, "chat", messages, plan.candidate.model,
+                                       plan.params, endpoint=plan.candidate.endpoint,
+                                       priced=plan.price_name)
         result = answer.result
         if result is None:
             metrics = unscored(f"no answer: {answer.error}")
@@ -150,12 +152,14 @@ class Engine:
         done = self.sink.count
         rate = done / elapsed
         eta = (self.total - done) / rate if rate > 0 else math.inf
-        budget, limiter = self.calls.budget, self.calls.limiter
+        budget = self.calls.budget
+        paces = "; ".join(
+            f"{name}: pace {_pace(limiter.rate, limiter.cap.source)}, rate limited "
+            f"{limiter.stats['rate_limited']}x" for name, limiter in self.calls.limiters.items())
         self.progress(
             f"{done}/{self.total} rows, {rate:.1f} rows/s, ETA {eta:.0f}s, "
             f"spent ${budget.spent_usd:.6f} of an estimated ${self.estimate_usd:.6f}; "
-            f"calls {dict(self.calls.stats)}, pace {_pace(limiter.rate, limiter.cap.source)}, "
-            f"rate limited {limiter.stats['rate_limited']}x")
+            f"calls {dict(self.calls.stats)}; {paces}")
 
 
 def _pace(rate: float | None, source: str) -> str:

@@ -33,13 +33,13 @@ RATE_LIMIT_ATTEMPTS = 100
 class AdaptiveLimiter:
     """At most `max_concurrency` calls in flight, started at the pace the endpoint's cap allows."""
 
-    def __init__(self, max_concurrency: int) -> None:
+    def __init__(self, max_concurrency: int, ceiling_rps: float | None = None) -> None:
         self.max_concurrency = max(1, max_concurrency)
         self.window = float(self.max_concurrency)  # calls in flight allowed; pacing does the rest
         self.in_flight = 0
         self.rtt_s = 1.0  # smoothed latency of successful calls
         self.stats: Counter[str] = Counter()
-        self.cap = CapEstimate()
+        self.cap = CapEstimate(ceiling_rps)
         self._resume_at = 0.0
         self._next_at = 0.0
         self._changed: asyncio.Event | None = None

@@ -28,8 +28,10 @@ HEADERS_HEADROOM = 0.99  # the headers say the cap exactly: only jitter to leave
 class CapEstimate:
     """Requests per second the endpoint sustains, and the pace to start calls at now."""
 
-    def __init__(self) -> None:
+    def __init__(self, ceiling_rps: float | None = None) -> None:
         self.cap_rps: float | None = None
+        # A limit declared for the endpoint (models.yaml rate_limit_rps): never paced above.
+        self.ceiling_rps = ceiling_rps
         self.source = "none"  # "429" (measured) or "headers" (the endpoint said so)
         self.window_s = WINDOW_S
         self._first_done: float | None = None
@@ -47,6 +49,12 @@ class CapEstimate:
 
     def pace(self, now: float, in_flight: int) -> float | None:
         """Calls per second to start at now; None: no cap known, or room for a burst."""
+        measured = self._pace(now, in_flight)
+        if self.ceiling_rps is None:
+            return measured
+        return self.ceiling_rps if measured is None else min(measured, self.ceiling_rps)
+
+    def _pace(self, now: float, in_flight: int) -> float | None:
         if self.cap_rps is None:
             return None
         if self.source == "headers" and now - self._headers_at < HEADERS_FRESH_S:

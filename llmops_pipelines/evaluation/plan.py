@@ -21,7 +21,7 @@ from llmops_pipelines.evaluation.judges import Judges
 from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.providers.base import Message
-from llmops_pipelines.rag.app import chat_params, render
+from llmops_pipelines.rag.app import chat_params
 from llmops_pipelines.rag.retrieval import Retrieved
 
 
@@ -64,15 +64,36 @@ class RowPlan:
     # The same row under the pre-upgrade formula: read once, copied under the new key.
     legacy_key: str | None = None
     legacy_metrics_key: str | None = None
+    priced_model: str = ""  # the price table's name for the model on its endpoint
+
+    @property
+    def price_name(self) -> str:
+        return self.priced_model or self.candidate.model
 
     @property
     def row_id(self) -> str:
         return content_hash(self.candidate.candidate_id, self.qa.qa_id, length=16)
 
 
-def plan_rows(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Retrieved]],
-              defaults: dict[str, Any], index_version: str, namespace: str,
-              scoring_key: Callable[[str, Any], str]) -> Iterator[RowPlan]:
+# Per candidate, or one value for all: the cache namespace (its endpoint's) and the retrieved
+# chunks per question (a candidate may set its own top_k or retrieval mode).
+Namespaces = str | Callable[[Candidate], str]
+Contexts = list[list[Retrieved]] | Callable[[Candidate], list[list[Retrieved]]]
+
+
+def per_candidate(value: Any, candidate: Candidate) -> Any:
+    return value(candidate) if callable(value) else value
+
+
+def candidate_params(candidate: Candidate, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The chat parameters: run defaults, then the prompt file's, then the candidate's grid."""
+    return {**chat_params(candidate.prompt, defaults), **candidate.chat_params}
+
+
+def plan_rows(candidates: list[Candidate], qa: pd.DataFrame, contexts: Contexts,
+              defaults: dict[str, Any], index_version: str, namespace: Namespaces,
+              scoring_key: Callable[[str, Any], str],
+              priced: Callable[[Candidate], str] | None = None) -> Iterator[RowPlan]:
     """Every question x candidate, rendered once to key it (messages are not kept: 100k rows).
 
     `index_version` only names the legacy keys a cache built before the upgrade holds.
@@ -80,14 +101,16 @@ def plan_rows(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list
     rows = list(qa.itertuples(index=False))
     order = 0
     for candidate in candidates:
-        params = {**chat_params(candidate.prompt, defaults), **candidate.params}
-        for row, ctx in zip(rows, contexts, strict=True):
-            messages = render(candidate.prompt, row.question, ctx)
-            key = answer_key(namespace, messages, candidate.model, params)
-            legacy = legacy_answer_key(namespace, messages, candidate.model, params, index_version)
+        params = candidate_params(candidate, defaults)
+        space = per_candidate(namespace, candidate)
+        price_name = priced(candidate) if priced else candidate.model
+        for row, ctx in zip(rows, per_candidate(contexts, candidate), strict=True):
+            messages = candidate.render(row, ctx)
+            key = answer_key(space, messages, candidate.model, params)
+            legacy = legacy_answer_key(space, messages, candidate.model, params, index_version)
             tokens = sum(len(m.get("content") or "") for m in messages) // CHARS_PER_TOKEN
             yield RowPlan(order, candidate, row, ctx, params, key, scoring_key(key, row), tokens,
-                          legacy, scoring_key(legacy, row))
+                          legacy, scoring_key(legacy, row), price_name)
             order += 1
 
 
@@ -98,7 +121,7 @@ def estimate_usd(plans: Sequence[RowPlan], pricing: Pricing, judges: Judges | No
     for plan in plans:
         out = int(plan.params.get("max_tokens", 256))
         if answers:
-            usd += pricing.price(plan.candidate.model).cost(plan.input_tokens, out)
+            usd += pricing.price(plan.price_name).cost(plan.input_tokens, out)
             tokens_in, tokens_out = tokens_in + plan.input_tokens, tokens_out + out
         if judges is None:
             continue

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from llmops_pipelines.evaluation.plan import RowPlan, answer_key, judge_key, leg
 from llmops_pipelines.evaluation.scoring import EVALUATOR_VERSION, Scorers
 from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.providers.base import ChatResult, Message, Provider
-from llmops_pipelines.rag.app import chat_params, render
+from llmops_pipelines.providers.endpoints import Route
 from llmops_pipelines.rag.retrieval import Retrieved
 from llmops_pipelines.schemas import EVALUATION_ROWS, conform
 
@@ -62,12 +62,31 @@ class RunContext:
     # The index version the cache's pre-upgrade keys were salted with: the previous run's
     # (from its rows' lineage), or this run's when there is none.
     legacy_index_version: str | None = None
+    # The endpoints' chat routes by name (models.yaml); candidates on "" or on an unlisted
+    # name go to `provider` at `concurrency`, which also scores harm.
+    routes: dict[str, Route] = field(default_factory=dict)
+    scorer: Provider | None = None  # embeds for the metrics (the experiment's); `provider` if None
+    judge_endpoint: str = ""
+
+    @property
+    def embedder(self) -> Provider:
+        return self.scorer or self.provider
 
     @property
     def namespace(self) -> str:
         """The cache namespace of this run's keys: the provider's, salted when asked."""
-        base = self.provider.cache_namespace
+        return self._salted(self.provider.cache_namespace)
+
+    def _salted(self, base: str) -> str:
         return f"{base}|salt={self.cache_salt}" if self.cache_salt else base
+
+    def namespace_for(self, endpoint: str) -> str:
+        """The namespace of keys for calls to `endpoint`: that endpoint's provider's."""
+        route = self.routes.get(endpoint)
+        return self._salted(route.provider.cache_namespace) if route else self.namespace
+
+    def price_name(self, model: str, endpoint: str) -> str:
+        return self.pricing.name_for(model, endpoint)
 
 
 @dataclass
@@ -89,9 +108,9 @@ def build_tasks(candidates: list[Candidate], qa: pd.DataFrame,
     """One task per question x candidate, keyed exactly as evaluation keys its answers."""
     tasks = []
     for candidate in candidates:
-        params = {**chat_params(candidate.prompt, defaults), **candidate.params}
+        params = planning.candidate_params(candidate, defaults)
         for row, ctx in zip(qa.itertuples(index=False), contexts, strict=True):
-            messages = render(candidate.prompt, row.question, ctx)
+            messages = candidate.render(row, ctx)
             key = answer_key(namespace, messages, candidate.model, params)
             legacy = legacy_answer_key(namespace, messages, candidate.model, params, index_version)
             tasks.append(_Task(candidate, row, ctx, messages, params, key, legacy))
@@ -100,7 +119,7 @@ def build_tasks(candidates: list[Candidate], qa: pd.DataFrame,
 
 def _scorers(ctx: RunContext, calls: ModelCalls, policy: RetryPolicy,
              pool: ThreadPoolExecutor) -> Scorers:
-    provider = ctx.provider
+    provider = ctx.embedder
 
     def batched(fn: Callable[[list[str]], Any], what: str) -> Callable[[list[str]], Any]:
         # Embeddings and moderation are other models with their own rate limits: own limiters.
@@ -121,18 +140,21 @@ def _scorers(ctx: RunContext, calls: ModelCalls, policy: RetryPolicy,
 
         async def judge_call(prompt: Prompt, messages: list[Message], params: dict[str, Any],
                              repeat: int) -> JudgeReply:
-            key = judge_key(ctx.namespace, prompt.version, messages, judges.model,
-                            params, repeat)
-            outcome = await calls.chat(key, "judge", messages, judges.model, params)
+            key = judge_key(ctx.namespace_for(ctx.judge_endpoint), prompt.version, messages,
+                            judges.model, params, repeat)
+            priced = ctx.price_name(judges.model, ctx.judge_endpoint)
+            outcome = await calls.chat(key, "judge", messages, judges.model, params,
+                                       endpoint=ctx.judge_endpoint, priced=priced)
             if outcome.result is None:
                 return JudgeReply(None, outcome.error)
-            usd = _cost(ctx.pricing, judges.model, outcome.result)
+            usd = _cost(ctx.pricing, priced, outcome.result)
             return JudgeReply(outcome.result.text, None, usd)
 
     # Lingering 50 ms turns one call per finished row into one per ~50 ms of finished rows.
+    moderator = ctx.provider
     return Scorers(MicroBatcher(batched(provider.embed, "metric embeddings"), max_batch=256,
                                 linger_s=SCORER_LINGER_S),
-                   MicroBatcher(batched(provider.moderate, "moderation"), max_batch=32,
+                   MicroBatcher(batched(moderator.moderate, "moderation"), max_batch=32,
                                 linger_s=SCORER_LINGER_S),
                    ctx.judges, judge_call)
 
@@ -142,17 +164,21 @@ def _cost(pricing: Pricing, model: str, result: ChatResult) -> float:
                                                                           result.output_tokens)
 
 
-def evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Retrieved]],
+def evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: planning.Contexts,
              ctx: RunContext, defaults: dict[str, Any]) -> pd.DataFrame:
-    """One row per question x candidate, always: errors are rows with NaN metrics and a reason."""
+    """One row per question x candidate, always: errors are rows with NaN metrics and a reason.
+
+    `contexts`: the retrieved chunks per question, or a function giving them per candidate.
+    """
     for candidate in candidates:
-        ctx.pricing.price(candidate.model)  # an unpriced model fails before any spend
+        # An unpriced model fails before any spend.
+        ctx.pricing.price(ctx.price_name(candidate.model, candidate.endpoint))
     if ctx.judges is not None:
-        ctx.pricing.price(ctx.judges.model)
+        ctx.pricing.price(ctx.price_name(ctx.judges.model, ctx.judge_endpoint))
     return asyncio.run(_evaluate(candidates, qa, contexts, ctx, defaults))
 
 
-def _plan(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Retrieved]],
+def _plan(candidates: list[Candidate], qa: pd.DataFrame, contexts: planning.Contexts,
           ctx: RunContext, defaults: dict[str, Any],
           sink: RowSink) -> tuple[int, list[RowPlan], list[RowPlan]]:
     """Finish fully cached rows into `sink`; return (rows, rows to run, rows needing an answer)."""
@@ -161,11 +187,13 @@ def _plan(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Ret
 
     def scoring_key(key: str, row: Any) -> str:
         return planning.metrics_key(key, row.ground_truth, provider.cache_namespace,
-                                    provider.embedding_model, EVALUATOR_VERSION, judges_version)
+                                    ctx.embedder.embedding_model, EVALUATOR_VERSION,
+                                    judges_version)
 
     legacy_index = ctx.legacy_index_version or ctx.versions.get("index", "")
-    plans = planning.plan_rows(candidates, qa, contexts, defaults, legacy_index, ctx.namespace,
-                               scoring_key)
+    plans = planning.plan_rows(candidates, qa, contexts, defaults, legacy_index,
+                               lambda c: ctx.namespace_for(c.endpoint), scoring_key,
+                               lambda c: ctx.price_name(c.model, c.endpoint))
     total, pending, to_answer = 0, [], []
     chunk: list[RowPlan] = []
     for plan in [*plans, None]:
@@ -194,7 +222,7 @@ def _plan(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Ret
     return total, pending, to_answer
 
 
-async def _evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: list[list[Retrieved]],
+async def _evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: planning.Contexts,
                     ctx: RunContext, defaults: dict[str, Any]) -> pd.DataFrame:
     sink = RowSink()
     total, pending, to_answer = _plan(candidates, qa, contexts, ctx, defaults, sink)
@@ -209,14 +237,20 @@ async def _evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: lis
         f"{len(pending)} rows to score; estimate <= {tokens_in + judge_in} input + "
         f"{tokens_out + judge_out} output tokens, <= ${estimate:.6f}"
         + (f" (LLMOPS_MAX_COST_USD=${cap:g})" if cap is not None else "")
-        + f"; concurrency {ctx.concurrency}")
+        + f"; concurrency {ctx.concurrency}"
+        + "".join(f", {r.name} {r.concurrency}" for r in ctx.routes.values()
+                  if r.provider is not ctx.provider))
     if cap is not None and estimate > cap:
         ctx.progress(f"the estimate ${estimate:.6f} is over LLMOPS_MAX_COST_USD=${cap:g}: the run "
                      "will stop before crossing it and keep the rows it finished")
     policy = RetryPolicy(max_attempts=ctx.max_attempts)
-    calls = ModelCalls(ctx.provider, ctx.cache, ctx.pricing, Budget(cap),
-                       AdaptiveLimiter(ctx.concurrency), policy, timeout_s=ctx.row_timeout_s,
-                       stream=ctx.stream)
+    default_limiter = AdaptiveLimiter(ctx.concurrency)
+    limiters = {id(ctx.provider): default_limiter}  # one limiter per provider, however named
+    routes = {name: (r.provider, limiters.setdefault(id(r.provider),
+                                                      AdaptiveLimiter(r.concurrency, r.rate_limit_rps)))
+              for name, r in ctx.routes.items()}
+    calls = ModelCalls(ctx.provider, ctx.cache, ctx.pricing, Budget(cap), default_limiter, policy,
+                       timeout_s=ctx.row_timeout_s, stream=ctx.stream, routes=routes)
     # The sync embedding/moderation clients get their own threads: the default pool has
     # cpu + 4 threads, fewer than the calls in flight at 50 rows/s and 200 ms per call.
     pool = ThreadPoolExecutor(2 * SCORER_SLOTS, thread_name_prefix="eval-scoring")
@@ -225,12 +259,14 @@ async def _evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: lis
     try:
         # Rows being scored hold a worker but no chat slot: enough workers that scoring
         # (a batch wait plus a round trip, longer than the answer) never starves the slots.
-        await engine.run(pending, 4 * ctx.concurrency + 4, ctx.report_every_s)
+        slots = sum(limiter.max_concurrency for limiter in calls.limiters.values())
+        await engine.run(pending, 4 * slots + 4, ctx.report_every_s)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        aclose = getattr(ctx.provider, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        for provider in {id(p): p for p, _ in calls.routes.values()}.values():
+            aclose = getattr(provider, "aclose", None)
+            if aclose is not None:
+                await aclose()
     frame = sink.table().to_pandas()
     if engine.stop_reason:
         path = None

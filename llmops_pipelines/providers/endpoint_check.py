@@ -43,8 +43,11 @@ class EndpointCheck:
     """Run once per provider; a refused connection or a rejected key is remembered, a timeout not."""
 
     def __init__(self, client: openai.OpenAI, chat_model: str, timeout_s: float,
-                 retries: int) -> None:
+                 retries: int, *, label: str | None = None,
+                 key_env: str = "OPENAI_API_KEY") -> None:
         self.client, self.chat_model = client, chat_model
+        # How messages name this endpoint, and the variable its key comes from.
+        self.label, self.key_env = label or where(client), key_env
         self.timeout_s, self.retries = timeout_s, retries
         self.passed = False
         self._failure: ProviderError | None = None
@@ -86,20 +89,20 @@ class EndpointCheck:
                                                   messages=[{"role": "user", "content": "ping"}])
                 return
             except openai.APITimeoutError:
-                log.warning("%s: no answer within %gs", where(self.client), timeout)
+                log.warning("%s: no answer within %gs", self.label, timeout)
                 continue
             except openai.APIConnectionError as exc:
-                self._failure = ProviderError(f"cannot reach {where(self.client)}: {cause(exc)} "
+                self._failure = ProviderError(f"cannot reach {self.label}: {cause(exc)} "
                                               "(is the server running, and is the URL right?)")
                 raise self._failure from exc
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 self._failure = ProviderError(
-                    f"{where(self.client)} refused the API key ({exc.status_code}): check "
-                    "OPENAI_API_KEY for this endpoint")
+                    f"{self.label} refused the API key ({exc.status_code}): check "
+                    f"{self.key_env} for this endpoint")
                 raise self._failure from exc
             except openai.APIStatusError:
                 return  # it answered: reachable; the real call reports its own error
         # Not remembered: a server that was only slow gets another check on the next call.
-        raise TransientProviderError(f"{where(self.client)}: no answer within {timeout:g}s "
+        raise TransientProviderError(f"{self.label}: no answer within {timeout:g}s "
                                      f"({self.retries + 1} tries): the server accepts "
                                      "connections but does not respond")

@@ -19,6 +19,7 @@ from llmops_pipelines.providers.base import (
     ProviderStats,
     l2_normalise,
 )
+from llmops_pipelines.providers.catalog import Endpoint
 from llmops_pipelines.providers.endpoint_check import EndpointCheck, cause, where
 from llmops_pipelines.providers.rate_limits import RateLimits, parse_rate_limits
 from llmops_pipelines.settings import Settings
@@ -62,23 +63,34 @@ class OpenAIProvider:
 
     name = "openai"
 
-    def __init__(self, settings: Settings, client: openai.OpenAI | None = None) -> None:
-        # The client reads OPENAI_API_KEY itself, so the key never passes through our objects.
-        self.client = client or openai.OpenAI(
-            base_url=settings.openai_base_url,
-            timeout=settings.openai_timeout_s,
-            max_retries=settings.openai_max_retries,
-        )
-        self.chat_model = settings.chat_model
-        self.embedding_model = settings.embedding_model
+    def __init__(self, settings: Settings, client: openai.OpenAI | None = None, *,
+                 endpoint: Endpoint | None = None, api_key: str | None = None,
+                 chat_model: str | None = None, embedding_model: str | None = None) -> None:
+        # The run's own endpoint (endpoint=None) is configured by OPENAI_BASE_URL and the
+        # LLMOPS_OPENAI_* variables, as before; a catalog endpoint by its models.yaml entry.
+        self.endpoint_name = endpoint.name if endpoint else "openai"
+        self._base_url = endpoint.base_url if endpoint else settings.openai_base_url
+        self._timeout_s = endpoint.timeout_s if endpoint else settings.openai_timeout_s
+        retries = endpoint.max_retries if endpoint else settings.openai_max_retries
+        self.embed_batch = endpoint.embedding_batch if endpoint else EMBED_BATCH
+        # None: the client reads OPENAI_API_KEY itself. The key stays inside the client.
+        self._api_key = api_key
+        self.client = client or openai.OpenAI(base_url=self._base_url, api_key=api_key,
+                                              timeout=self._timeout_s, max_retries=retries)
+        self.chat_model = chat_model or settings.chat_model
+        self.embedding_model = embedding_model or settings.embedding_model
         self.stats = ProviderStats()
-        self.endpoint = where(self.client)
-        self.check = EndpointCheck(self.client, self.chat_model, settings.openai_timeout_s,
-                                   settings.openai_max_retries)
+        self.endpoint = (f"endpoint {endpoint.name!r} ({self.client.base_url})" if endpoint
+                         else where(self.client))
+        self.timeout_setting = (f"timeout_s of endpoint {endpoint.name!r} in assets/models.yaml"
+                                if endpoint else "LLMOPS_OPENAI_TIMEOUT_S")
+        self.check = EndpointCheck(self.client, self.chat_model, self._timeout_s, retries,
+                                   label=self.endpoint,
+                                   key_env=(endpoint.api_key_env if endpoint else None)
+                                   or "OPENAI_API_KEY")
         # The same model name on two endpoints (OpenAI, Ollama) answers differently.
         self.cache_namespace = f"openai:{self.client.base_url}"
         self._moderation_available = True
-        self._settings = settings
         self._aclient: openai.AsyncOpenAI | None = None
         self.rate_limits: RateLimits | None = None  # the latest async chat response's headers
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
@@ -104,9 +116,8 @@ class OpenAIProvider:
         if self._aclient is None or self._aclient_loop is not loop:
             # max_retries=0: the evaluation runner retries itself, so its rate limiter sees
             # every 429 and its Retry-After instead of the client sleeping through them.
-            self._aclient = openai.AsyncOpenAI(base_url=self._settings.openai_base_url,
-                                               timeout=self._settings.openai_timeout_s,
-                                               max_retries=0)
+            self._aclient = openai.AsyncOpenAI(base_url=self._base_url, api_key=self._api_key,
+                                               timeout=self._timeout_s, max_retries=0)
             self._aclient_loop = loop
         return self._aclient
 
@@ -166,22 +177,48 @@ class OpenAIProvider:
             self._aclient = self._aclient_loop = None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings in batches the API accepts, returned in input order."""
+        """Embeddings in batches the endpoint accepts, returned in input order.
+
+        A batch that times out is split in half and retried, down to one text: a CPU server
+        is slow, not broken, and the log says which endpoint and which setting to raise.
+        """
         rows: list[list[float]] = []
         if texts:
             self.check.ensure()
-        for start in range(0, len(texts), EMBED_BATCH):
-            batch = list(texts[start:start + EMBED_BATCH])
-            try:
-                response = self.client.embeddings.create(model=self.embedding_model, input=batch)
-            except openai.APIError as exc:
-                raise provider_error(exc, f"embeddings with model {self.embedding_model!r}",
-                                     self.endpoint) from exc
-            self.stats.record("embed", len(batch))
-            rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        for start in range(0, len(texts), self.embed_batch):
+            rows.extend(self._embed_batch(list(texts[start:start + self.embed_batch])))
         if not rows:
             return np.zeros((0, 0), dtype=np.float32)
         return l2_normalise(np.asarray(rows, dtype=np.float32))
+
+    def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        # A large batch is tried once without the client's retries: a timeout is split at once
+        # instead of being repeated max_retries times at the same size.
+        once = self.client.with_options(max_retries=0) if len(batch) > 1 else self.client
+        try:
+            try:
+                response = once.embeddings.create(model=self.embedding_model, input=batch)
+            except openai.APITimeoutError:
+                raise
+            except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError):
+                if once is self.client:
+                    raise
+                response = self.client.embeddings.create(model=self.embedding_model, input=batch)
+        except openai.APITimeoutError as exc:
+            if len(batch) == 1:
+                raise provider_error(exc, f"embeddings with model {self.embedding_model!r} "
+                                     f"(one text; raise {self.timeout_setting})",
+                                     self.endpoint) from exc
+            half = len(batch) // 2
+            log.warning("%s: %d texts to embed took over %gs; splitting into %d + %d (raise %s "
+                        "or lower embedding_batch to avoid this)", self.endpoint, len(batch),
+                        self._timeout_s, half, len(batch) - half, self.timeout_setting)
+            return self._embed_batch(batch[:half]) + self._embed_batch(batch[half:])
+        except openai.APIError as exc:
+            raise provider_error(exc, f"embeddings with model {self.embedding_model!r}",
+                                 self.endpoint) from exc
+        self.stats.record("embed", len(batch))
+        return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
 
     def moderate(self, texts: Sequence[str]) -> list[ModerationResult]:
         """The moderation endpoint; servers without one (vLLM, Ollama) fall back, labelled."""

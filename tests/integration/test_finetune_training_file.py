@@ -8,8 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from llmops_pipelines.definitions import defs
-from llmops_pipelines.defs.resources import LlmopsResource
+from llmops_pipelines.definitions import defs, resources
 from llmops_pipelines.finetune.tokens import chat_token_counter
 from llmops_pipelines.prompts import load_prompts
 from llmops_pipelines.rag.app import render, retrieve
@@ -39,9 +38,9 @@ def test_training_file_renders_the_evaluated_prompt_over_the_train_split(
     prompt = next(p for p in load_prompts(REPO / "assets" / "prompts")
                   if p.name == "grounded_concise")
     assert value["prompt_version"] == prompt.version
-    llmops = LlmopsResource()
+    llmops = resources()["llmops"]
     questions = train["question"].tolist()[:3]
-    contexts = retrieve(llmops.provider, llmops.index(), questions, llmops.settings.top_k,
+    contexts = retrieve(llmops.embedder, llmops.index(), questions, llmops.settings.top_k,
                         mode=llmops.settings.retrieval)
     for line, question, found in zip(lines, questions, contexts, strict=False):
         messages = json.loads(line)["messages"]

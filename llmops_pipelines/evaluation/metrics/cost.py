@@ -63,8 +63,22 @@ class Pricing:
         raise DataError(f"model {model!r} has no price; add it under 'models:'",
                         path=self.path, field="models")
 
+    def name_for(self, model: str, endpoint: str) -> str:
+        """The table's name for a model on an endpoint: 'endpoint/model' when listed, else model.
+
+        Two endpoints may serve one model name at different prices (a hosted API, your own
+        server): `ollama/llama3.2` in the table prices that endpoint's calls alone.
+        """
+        qualified = f"{endpoint}/{model}"
+        return qualified if endpoint and qualified in self.models else model
+
     def priced_model(self, served: str, requested: str) -> str:
-        """The name to price a call by: servers may answer with a dated name the table lacks."""
+        """The name to price a call by: servers may answer with a dated name the table lacks.
+
+        An endpoint's own price (`endpoint/model`, see name_for) wins over the served name.
+        """
+        if "/" in requested and requested in self.models:
+            return requested
         return served if served in self.models else requested
 
 
