@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -55,10 +57,25 @@ class ProviderStats:
 
     calls: Counter[str] = field(default_factory=Counter)
     items: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    peak_in_flight: int = 0  # the most chat calls this provider ever ran at once
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, kind: str, items: int = 1) -> None:
         self.calls[kind] += 1
         self.items[kind] += items
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Count a call in flight for its duration (peak_in_flight: serialisation is checkable)."""
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
 
 @runtime_checkable

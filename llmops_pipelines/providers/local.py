@@ -105,7 +105,7 @@ class LocalProvider:
         path = str(self.model_path(model))
         llama = _load_llama(path)
         started = time.perf_counter()
-        with _LOCKS[path]:
+        with self.stats.running(), _LOCKS[path]:
             response = llama.create_chat_completion(
                 messages=list(messages), temperature=temperature, max_tokens=max_tokens,
                 seed=0, repeat_penalty=REPEAT_PENALTY)
