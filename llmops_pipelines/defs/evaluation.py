@@ -121,6 +121,21 @@ def chat_calls(ctx: RunContext) -> int:
     return sum(p.stats.calls["chat"] for p in providers.values())
 
 
+def endpoint_table(ctx: RunContext, rows: pd.DataFrame) -> dict[str, dict]:
+    """Per endpoint: candidates, chat calls made, the most in flight at once, and dollars."""
+    out = {}
+    for name, route in ctx.routes.items():
+        mine = rows[rows["endpoint"] == name]
+        stats = route.provider.stats
+        out[name] = {"candidates": int(mine["candidate_id"].nunique()),
+                     "chat_calls": int(stats.calls["chat"]),
+                     "concurrency": route.concurrency,
+                     "peak_in_flight": int(stats.peak_in_flight) if route.provider.name == "local"
+                     else None,
+                     "cost_usd": round(float(mine["cost_usd"].sum()), 8)}
+    return out
+
+
 @dg.asset(group_name=GROUP)
 def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                     curated_documents: pd.DataFrame, curated_qa: pd.DataFrame, rag_index: dict,
@@ -152,13 +167,11 @@ def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     (settings.tables_dir / PARTIAL).unlink(missing_ok=True)
     reruns = changes.rerun_summary(previous, rows)
     context.log.info(reruns)
-    by_endpoint = rows.fillna({"endpoint": "default"}).groupby("endpoint")["cost_usd"].sum()
     return dg.Output(rows, metadata={
         "reruns": reruns, "experiment": llmops.lineup.experiment.name,
         "rows": len(rows), "errors": int(rows["error"].notna().sum()),
         "cached_rows": int(rows["cached"].sum()), "chat_calls": chat_calls(ctx),
-        "cost_usd_by_endpoint": dg.MetadataValue.json(
-            {str(k): round(float(v), 8) for k, v in by_endpoint.items()}),
+        "endpoints": dg.MetadataValue.json(endpoint_table(ctx, rows)),
         "total_cost_usd": float(rows["cost_usd"].sum()),
         "judge_cost_usd": float(rows["judge_cost_usd"].sum()),
         "judge_model": settings.judge_model or "none", **versions,
