@@ -50,9 +50,13 @@ class Lineup:
         names = {c.endpoint for c in candidates} | {self.judge_endpoint}
         return {name: self.providers.route(name) for name in sorted(names) if name}
 
-    def check_keys(self, candidates: list[Candidate]) -> None:
-        """Build every provider the run needs now: a missing key variable fails before a call."""
-        self.routes(candidates)
+    def check_keys(self) -> None:
+        """Build the provider of every endpoint the experiment names, now: a missing key
+        variable fails the run when it starts, before any call of any asset."""
+        experiment = self.experiment
+        for model in [*experiment.models, experiment.embedding, experiment.judge]:
+            if model is not None:
+                self.providers.route(model.endpoint)
 
 
 def build_lineup(settings: Settings, default: Provider, keys: Mapping[str, str],
@@ -73,4 +77,6 @@ def build_lineup(settings: Settings, default: Provider, keys: Mapping[str, str],
     if experiment.judge is not None:
         settings = replace(settings, judge_model=experiment.judge.name)
         judge_endpoint = experiment.judge.endpoint
-    return settings, Lineup(catalog, experiment, providers, embedder, judge_endpoint)
+    lineup = Lineup(catalog, experiment, providers, embedder, judge_endpoint)
+    lineup.check_keys()
+    return settings, lineup

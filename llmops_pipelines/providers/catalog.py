@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmops_pipelines.errors import DataError
 from llmops_pipelines.providers.yaml_lines import Located, load_located
 
 KINDS = ("local", "openai")  # openai = any OpenAI-compatible API: OpenAI, Azure, vLLM, Ollama...
@@ -63,6 +64,11 @@ class Catalog:
     endpoints: dict[str, Endpoint]
     models: tuple[CatalogModel, ...]
     path: str
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def error(self, message: str, where: str) -> DataError:
+        """A DataError naming this file, the line of `where` (a key path) and the key."""
+        return Located(None, self.path, self.lines).error(message, where)
 
     def resolve(self, ref: str, role: str, *, where: str = "") -> CatalogModel:
         """`endpoint/model`, or a bare model name served by exactly one endpoint, in that role."""
@@ -167,4 +173,4 @@ def load_catalog(path: Path) -> Catalog:
             raise doc.error(f"{model.ref} is listed twice (first at models.{seen[model.ref]})",
                             f"models.{i}.name")
         seen[model.ref] = i
-    return Catalog(endpoints, tuple(parsed), doc.path)
+    return Catalog(endpoints, tuple(parsed), doc.path, doc.lines)

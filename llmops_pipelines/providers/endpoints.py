@@ -107,9 +107,10 @@ class EndpointProviders:
             return "not-needed"  # a server without auth; the client insists on some key
         key = self._keys.get(spec.name)
         if not key:
-            raise SettingsError(f"endpoint {spec.name!r} in {self.catalog.path} reads its key "
-                                f"from {spec.api_key_env}, which is not set; export it (any "
-                                "non-empty value for servers without auth)")
+            raise self.catalog.error(f"endpoint {spec.name!r} reads its key from "
+                                     f"{spec.api_key_env}, which is not set; export it (any "
+                                     "non-empty value for servers without auth)",
+                                     f"endpoints.{spec.name}.api_key_env")
         return key
 
     def _first(self, endpoint: str, role: str) -> str | None:

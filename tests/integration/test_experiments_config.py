@@ -251,10 +251,6 @@ def test_an_experiment_naming_an_unknown_endpoint_fails_before_any_call(
     assert sum(lab.attempts.values()) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "llmops_pipelines bug: build_lineup (evaluation/lineup.py) does not check the experiment's "
-    "endpoint keys, so the SettingsError of EndpointProviders._key (providers/endpoints.py) is "
-    "raised only in evaluation_rows, after rag_index called the server, and names no line"))
 def test_an_endpoint_whose_key_variable_is_unset_fails_before_any_call(
         lab: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assets = custom_assets(tmp_path, monkeypatch, models_yaml=catalog(lab.base_url),
