@@ -10,7 +10,7 @@ from llmops_pipelines.curation import data_version
 from llmops_pipelines.defs.metadata import markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.errors import BudgetExceededError, PromptError
-from llmops_pipelines.evaluation import aggregate, changes
+from llmops_pipelines.evaluation import aggregate, changes, side_by_side
 from llmops_pipelines.evaluation import candidates as cands
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.input_mapping import InputMapping
@@ -207,6 +207,9 @@ def evaluation_summary(llmops: LlmopsResource,
         "candidates": len(summary),
         "summary": dg.MetadataValue.md(markdown_table(summary[SUMMARY_COLUMNS])),
         "latency_and_judges": dg.MetadataValue.md(markdown_table(summary[DETAIL_COLUMNS])),
+        # Which model is best for each prompt, at what cost and latency; and each model overall.
+        "by_prompt": dg.MetadataValue.md(side_by_side.markdown(side_by_side.by_prompt(summary))),
+        "by_model": dg.MetadataValue.md(side_by_side.markdown(side_by_side.by_model(summary))),
         "metric_validity": dg.MetadataValue.md(validity_record.table(last, EVALUATOR_VERSION)),
     })
 

@@ -81,6 +81,11 @@ class EndpointProviders:
         return self.default if model is None else self.provider(model.endpoint)
 
     def _build(self, name: str, embedding_model: str | None) -> Provider:
+        if self.is_default(name) and self.default.name == "openai":
+            from llmops_pipelines.providers.openai_provider import OpenAIProvider
+
+            # The run's own endpoint with another embedding model: configured by the same env.
+            return OpenAIProvider(self.settings, embedding_model=embedding_model)
         spec = self.catalog.endpoints.get(name)
         if spec is None:
             raise SettingsError(f"unknown endpoint {name!r}: {self.catalog.path} defines "
