@@ -7,17 +7,22 @@ the provider's chat with rag_app.chat_params, so what was measured is what is se
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from llmops_pipelines.errors import LlmopsError
+from llmops_pipelines.evaluation.candidates import RETRIEVAL_PARAMS
+from llmops_pipelines.evaluation.lineup import CATALOG_FILE, assets_file
 from llmops_pipelines.promotion.deploy import snapshot_prompt
 from llmops_pipelines.promotion.registry import Deployment, Registry
 from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.providers import Provider, make_provider
 from llmops_pipelines.providers.base import ChatResult
+from llmops_pipelines.providers.catalog import load_catalog
+from llmops_pipelines.providers.endpoints import EndpointProviders, endpoint_keys
 from llmops_pipelines.rag.app import chat_params, render, retrieve
 from llmops_pipelines.rag.retrieval import Retrieved
 from llmops_pipelines.rag.vectorstore import ChromaIndex
@@ -46,7 +51,8 @@ class ChampionApp:
         self._index: ChromaIndex | None = None
         self._prompts: dict[str, Prompt] = {}
         # One llama.cpp model is not safe across threads; a remote endpoint takes many calls.
-        self._model_lock = threading.Lock() if self.provider.name == "local" else None
+        self._model_lock = threading.Lock()  # held around local (llama.cpp) calls only
+        self._endpoints: EndpointProviders | None = None
 
     def index(self) -> ChromaIndex:
         if self._index is None:
@@ -71,6 +77,17 @@ class ChampionApp:
             problem = "a sync is under way or was interrupted: answers use the chunks present"
         return {"count": count, "version": version, "collection": index.name, "problem": problem}
 
+    def chat_provider(self, deployment: Deployment) -> Provider:
+        """Who answers for a deployment: the endpoint it was evaluated on (models.yaml)."""
+        endpoint = deployment.summary.get("endpoint") or self.settings.provider
+        if endpoint == self.settings.provider:
+            return self.provider
+        if self._endpoints is None:
+            catalog = load_catalog(assets_file(self.settings, CATALOG_FILE))
+            self._endpoints = EndpointProviders(self.settings, catalog, self.provider,
+                                                endpoint_keys(catalog, os.environ))
+        return self._endpoints.provider(endpoint)
+
     def champion(self) -> tuple[Deployment, Prompt]:
         deployment = self.registry.get("champion")
         if deployment is None:
@@ -86,17 +103,21 @@ class ChampionApp:
         state = self.index_state()
         # An empty or missing index answers without context (and says so) instead of failing:
         # the index is never emptied by a sync on purpose (see ChromaIndex.sync's guard).
+        stored = json.loads(deployment.params or "{}")
+        # The candidate's own retrieval (an experiment's top_k / mode), as it was evaluated.
+        top_k = int(stored.get("top_k") or self.settings.top_k)
         contexts = [] if state["count"] == 0 else retrieve(
-            self.provider, self.index(), [question], self.settings.top_k,
-            mode=self.settings.retrieval)[0]
+            self.provider, self.index(), [question], top_k,
+            mode=str(stored.get("retrieval") or self.settings.retrieval))[0]
         messages = render(prompt, question, contexts)
         params: dict[str, Any] = {**chat_params(prompt, {"max_tokens": self.settings.max_tokens}),
-                                  **json.loads(deployment.params or "{}")}
-        if self._model_lock is None:
-            result = self.provider.chat(messages, model=deployment.model, **params)
+                                  **{k: v for k, v in stored.items() if k not in RETRIEVAL_PARAMS}}
+        provider = self.chat_provider(deployment)
+        if provider.name != "local":
+            result = provider.chat(messages, model=deployment.model, **params)
         else:
             with self._model_lock:
-                result = self.provider.chat(messages, model=deployment.model, **params)
+                result = provider.chat(messages, model=deployment.model, **params)
         return Served(deployment, result, contexts, state["problem"] if state["count"] == 0 else None)
 
 
