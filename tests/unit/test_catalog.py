@@ -46,7 +46,7 @@ def test_the_shipped_catalog_and_experiments_load() -> None:
     assert baseline.param_grid() == [{}]
     three = experiments.get("three-models")
     assert [m.ref for m in three.models if m] == ["local/smollm2-135m-instruct",
-                                                  "openai/gpt-4o-mini", "ollama/llama3.2"]
+                                                  "openai/gpt-4o-mini", "openai/gpt-4.1-nano"]
     assert three.embedding and three.embedding.endpoint == "local"
 
 
