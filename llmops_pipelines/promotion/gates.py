@@ -17,6 +17,13 @@ GATED_METRICS = ("quality", "groundedness", "harm_rate", "cost_per_1k_answers_us
 MONITORED_ONLY = ("question_drift", "negative_feedback_rate")
 # Higher is better for these; lower is better for every other gated metric.
 HIGHER_IS_BETTER = {"quality", "groundedness", "coverage"}
+# A challenger within the primary metric's margin of the champion still wins by being better
+# than it beyond the margin on one of these (a tie on quality, clearly cheaper or faster).
+TIE_BREAKERS = ("cost_per_1k_answers_usd", "latency_p95_ms_per_token")
+# The unit a difference is shown in (scores and rates are unitless shares), and the decimals a
+# value or difference is shown with (3 unless listed: a thousandth of a score, of a dollar).
+UNITS = {"cost_per_1k_answers_usd": "$/1k answers", "latency_p95_ms_per_token": "ms/token"}
+DECIMALS = {"latency_p95_ms_per_token": 1}
 
 
 def _read(path: Path) -> Any:

@@ -47,8 +47,8 @@ def test_worse_groundedness_blocked_better_promoted_rollback_history(isolated_ho
     assert not blocked.success
     gate = checks(blocked)["gate_groundedness"]
     assert not gate.passed
-    assert "significantly worse than the champion" in gate.description
-    assert "groundedness vs champion -0.3" in gate.description
+    assert "groundedness -0.3" in gate.description
+    assert "margin ±0: worse beyond the margin, FAIL" in gate.description
     assert checks(blocked)["gate_quality"].passed
     assert champion_id(isolated_home) == CHAMPION  # the champion asset never ran
     decision = json.loads((isolated_home / "tables" / "promotion_decision.json").read_text())
@@ -61,7 +61,7 @@ def test_worse_groundedness_blocked_better_promoted_rollback_history(isolated_ho
     assert promoted.success
     assert champion_id(isolated_home) == BETTER
     quality_gate = checks(promoted)["gate_quality"]
-    assert quality_gate.passed and "not worse" in quality_gate.description
+    assert quality_gate.passed and "better beyond the margin, pass" in quality_gate.description
     assert 0.05 < quality_gate.metadata["diff_vs_champion"].value < 0.15
 
     assert llmops_main(["rollback", "--reason", "users report French answers"]) == 0
@@ -76,7 +76,7 @@ def test_worse_groundedness_blocked_better_promoted_rollback_history(isolated_ho
     assert rollback["reason"] == "users report French answers" and rollback["actor"]
     assert promote_better["actor"] == "dagster"
     assert promote_better["metrics"]["quality"]["diff_vs_champion"] > 0
-    assert "significantly worse" in reject["reason"]
+    assert "groundedness" in reject["reason"] and "worse beyond the margin" in reject["reason"]
     assert llmops_main(["history"]) == 0
     text = capsys.readouterr().out
     assert "rollback" in text and "users report French answers" in text

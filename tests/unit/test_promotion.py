@@ -111,7 +111,7 @@ def test_failing_a_gate_is_not_promoted_and_names_the_metric(gates: Gates) -> No
     decision = decide(summary("a", groundedness=0.1), None, gates)
     assert not decision.promote
     assert decision.candidate_id == "a"
-    assert decision.reasons == ["gate failed: groundedness = 0.1 (needs >= 0.3): FAIL"]
+    assert decision.reasons == ["groundedness = 0.1 fails its threshold (needs >= 0.3)"]
     assert decision.champion_id is None
 
 
@@ -127,20 +127,21 @@ def test_every_failed_gate_is_listed(gates: Gates) -> None:
     decision = decide(summary("a", quality=0.1, cost_per_1k_answers_usd=9.0), None, gates)
     assert not decision.promote
     assert [r.split(" = ")[0] for r in decision.reasons] == [
-        "gate failed: quality", "gate failed: cost_per_1k_answers_usd"]
+        "quality", "cost_per_1k_answers_usd"]
 
 
 def test_first_deployment_passing_gates_is_promoted(gates: Gates) -> None:
     decision = decide(summary("a"), None, gates)
     assert decision.promote
-    assert decision.reasons == ["first deployment: every gate passed"]
+    assert decision.reasons == ["no champion yet; first deployment: every threshold passed"]
     assert all(c.passed for c in decision.checks)
 
 
 def test_worse_than_champion_is_not_promoted(gates: Gates) -> None:
     decision = decide(summary("new", quality=0.4), summary("champ", quality=0.5), gates)
     assert not decision.promote
-    assert decision.reasons == ["quality 0.4 is worse than the champion's 0.5"]
+    assert decision.reasons == ["quality -0.1 vs the champion (summaries: no paired rows, no "
+                                "CI), margin ±0: worse beyond the margin"]
     assert decision.champion_id == "champ"
 
 
@@ -148,12 +149,18 @@ def test_better_than_champion_is_promoted(gates: Gates) -> None:
     decision = decide(summary("new", quality=0.6), summary("champ", quality=0.5), gates)
     assert decision.promote
     assert decision.reasons == [
-        "every gate passed; quality 0.6 vs champion 0.5: not worse (no paired rows)"]
+        "better than the champion champ on quality beyond its margin; every gate passed",
+        "quality +0.1 vs the champion (summaries: no paired rows, no CI), margin ±0: better "
+        "beyond the margin"]
     assert decision.champion_id == "champ"
 
 
-def test_equal_to_champion_is_not_a_regression(gates: Gates) -> None:
-    assert decide(summary("new"), summary("champ"), gates).promote
+def test_equal_to_champion_is_a_tie_that_keeps_the_champion(gates: Gates) -> None:
+    # Not a regression (every gate passes), but not better either: no churn on ties.
+    decision = decide(summary("new"), summary("champ"), gates)
+    assert not decision.promote and decision.outcome == "tie"
+    assert all(g.passed for g in decision.gates)
+    assert decision.reasons[0].startswith("a tie: within the margin of the champion champ")
 
 
 def test_the_champion_itself_is_not_promoted_again(gates: Gates) -> None:
@@ -187,7 +194,7 @@ def test_missing_metric_never_passes(gates: Gates) -> None:
     del candidate["coverage"]
     decision = decide(candidate, None, gates)
     assert not decision.promote
-    assert decision.reasons == ["gate failed: coverage = nan (needs >= 0.9): FAIL"]
+    assert decision.reasons == ["coverage = nan (not scored) fails its threshold (needs >= 0.9)"]
 
 
 def test_choose_picks_the_best_passing_candidate(gates: Gates) -> None:
@@ -215,7 +222,7 @@ def test_choose_with_nothing_passing_rejects(gates: Gates) -> None:
     decision = choose([summary("a", coverage=0.5), summary("b", groundedness=0.0, quality=0.9)],
                       None, gates)
     assert not decision.promote
-    assert decision.reasons[0].startswith("gate failed:")
+    assert "fails its threshold" in decision.reasons[0]
 
 
 def test_choose_without_candidates(gates: Gates) -> None:
@@ -255,7 +262,7 @@ def test_significantly_less_grounded_is_blocked_even_with_better_quality(gates: 
     assert grounded.regression.pairs == 20
     assert grounded.regression.ci_high < 0 < by_metric["quality"].regression.ci_low
     assert decision.reasons == [grounded.failures[0]]
-    assert decision.reasons[0].endswith("significantly worse than the champion")
+    assert decision.reasons[0].endswith("margin ±0: worse beyond the margin")
 
 
 def test_a_difference_inside_the_noise_is_not_a_regression(gates: Gates) -> None:
@@ -267,15 +274,15 @@ def test_a_difference_inside_the_noise_is_not_a_regression(gates: Gates) -> None
     assert decision.promote, decision.reasons
 
 
-def test_primary_metric_worse_on_paired_rows_is_not_promoted(gates: Gates) -> None:
+def test_primary_metric_within_the_noise_on_paired_rows_is_a_tie(gates: Gates) -> None:
     champ = contender("champ", quality=0.50, groundedness=0.8, seed=1)
     lower = contender("lower", quality=0.49, groundedness=0.8, seed=4)
     decision = decide(lower, champ, gates)
     quality = next(g for g in decision.gates if g.metric == "quality").regression
-    # Not significantly worse (the CI spans 0), yet worse: the primary metric must not drop.
+    # Neither significantly worse nor better (the CI spans 0): a tie keeps the champion.
     assert quality.ci_low < 0 < quality.ci_high and quality.diff < 0
-    assert not decision.promote
-    assert decision.reasons[0].endswith("the primary metric is worse than the champion")
+    assert not decision.promote and decision.outcome == "tie"
+    assert decision.reasons[0].startswith("a tie")
 
 
 def test_paired_diff_pairs_on_qa_id_and_ignores_unscored_pairs() -> None:
