@@ -1,4 +1,8 @@
-"""Acceptance: gate checks in real Dagster, then `llmops rollback` and `llmops history`."""
+"""Acceptance: gate checks in real Dagster, then `llmops rollback` and `llmops history`.
+
+A gate stopping a candidate is a decision, not a failure: its check is red (with numbers the
+UI can chart), the run succeeds, and `champion` reports "not promoted" without moving the alias.
+"""
 
 from __future__ import annotations
 
@@ -44,16 +48,33 @@ def test_worse_groundedness_blocked_better_promoted_rollback_history(isolated_ho
     worse = candidate_rows(WORSE, quality=0.56, groundedness=0.45, seed=2)
     write_evaluation(isolated_home, champ, worse)
     blocked = promote_run()
-    assert not blocked.success
+    # Not a failed run: the red gate is the decision's evidence, not an error.
+    assert blocked.success, [e.message for e in blocked.all_events if e.is_failure]
     gate = checks(blocked)["gate_groundedness"]
-    assert not gate.passed
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
     assert "groundedness -0.3" in gate.description
     assert "margin ±0: worse beyond the margin, FAIL" in gate.description
+    numbers = {k: v.value for k, v in gate.metadata.items()}
+    assert numbers["threshold"] == 0.3 and numbers["margin"] == 0.0
+    assert numbers["ci_low"] < numbers["diff_vs_champion"] < numbers["ci_high"] < 0
+    assert numbers["value"] < numbers["champion_value"]
+    assert isinstance(gate.metadata["ci_high"], dg.FloatMetadataValue)
     assert checks(blocked)["gate_quality"].passed
-    assert champion_id(isolated_home) == CHAMPION  # the champion asset never ran
+    assert champion_id(isolated_home) == CHAMPION  # champion ran, and moved nothing
+    kept = blocked.output_for_node("champion")
+    assert kept["promoted"] is False and kept["changed"] is False
+    assert kept["candidate_id"] == CHAMPION and kept["decided"] == WORSE
+    assert "worse beyond the margin" in "; ".join(kept["reasons"])
     decision = json.loads((isolated_home / "tables" / "promotion_decision.json").read_text())
     assert decision["candidate_id"] == WORSE and decision["promote"] is False
     assert decision["gates"]["groundedness"]["ci"][1] < 0
+    charted = blocked.asset_materializations_for_node("promotion_decision")[0].metadata
+    for metric in ("quality", "groundedness", "harm_rate", "cost_per_1k_answers_usd",
+                   "latency_ms_per_token"):
+        assert isinstance(charted[f"champion/{metric}"], dg.FloatMetadataValue), metric
+        assert isinstance(charted[f"challenger/{metric}"], dg.FloatMetadataValue), metric
+    assert charted["challenger/groundedness"].value < charted["champion/groundedness"].value
+    assert "NOT PROMOTED" in charted["evidence"].value
 
     better = candidate_rows(BETTER, quality=0.60, groundedness=0.85, seed=3)
     write_evaluation(isolated_home, champ, better)
