@@ -35,7 +35,7 @@ instance: install
 
 demo: install instance
 	@echo "==> materializing the whole lifecycle (LLMOPS_PROVIDER=$${LLMOPS_PROVIDER:-local})"
-	@# The summary is printed even when a gate stops the run: it says which one and why.
+	@# The summary is printed even when the run fails; a gate stopping a candidate is a decision (exit 0) and the summary says which gate and why.
 	@# Everything but the nightly re-evaluation (fresh calls to the provider: the schedule's job).
 	@rc=0; $(BIN)/dagster asset materialize -m llmops_pipelines.definitions \
 		--select 'not key:nightly_reevaluation' \
