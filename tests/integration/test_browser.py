@@ -1,0 +1,149 @@
+"""The Dagster UI in a real browser (Playwright driving Debian's chromium), as a user meets it.
+
+`dagster dev` on 127.0.0.1 with a temporary DAGSTER_HOME, the pipeline pointed at the local
+OpenAI-compatible test server. The browser may reach nothing but 127.0.0.1 (and file:// for the
+report): every other request is refused and recorded. Screenshots go to .screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from llmops_pipelines.definitions import defs, resources
+from tests.conftest import REPO
+from tests.integration.test_ui import free_port, graphql
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = REPO / ".screenshots"
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason="Debian's chromium is not installed (make install does it)")]
+UPSTREAM = dg.AssetSelection.assets("evaluation_rows", "curation_rejects").upstream()
+LATEST = """{ assetOrError(assetKey: {path: ["%s"]}) { ... on Asset {
+  assetMaterializations(limit: 1) { runId timestamp } } } }"""
+
+
+@pytest.fixture
+def dagster_dev(openai_env: Any, isolated_home: Path, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The upstream assets materialized into the instance, then `dagster dev` serving it."""
+    monkeypatch.setenv("LLMOPS_EVAL_LIMIT", "4")
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize(defs.assets, selection=UPSTREAM, resources=resources(),
+                                instance=instance)
+        assert result.success
+    port = free_port()
+    dagster = str(Path(sys.executable).parent / "dagster")
+    process = subprocess.Popen([dagster, "dev", "-h", "127.0.0.1", "-p", str(port),
+                                "-m", "llmops_pipelines.definitions"],
+                               cwd=REPO, env=dict(os.environ), start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            try:
+                if graphql(port, "{ assetNodes { id } }")["data"]["assetNodes"]:
+                    break
+            except (OSError, KeyError, TypeError):
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("dagster dev did not answer within 180 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def latest(base: str, asset: str) -> dict[str, Any] | None:
+    port = int(base.rsplit(":", 1)[1])
+    found = graphql(port, LATEST % asset)["data"]["assetOrError"]["assetMaterializations"]
+    return found[0] if found else None
+
+
+def run_status(base: str, run_id: str) -> str:
+    port = int(base.rsplit(":", 1)[1])
+    query = '{ runOrError(runId: "RUN") { ... on Run { status } } }'.replace("RUN", run_id)
+    return graphql(port, query)["data"]["runOrError"]["status"]
+
+
+class Browser:
+    """One chromium page that may reach only the local UI (and local files)."""
+
+    def __init__(self, pw: Any, base: str) -> None:
+        self.base = base
+        self.browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                          args=["--no-sandbox"])
+        self.context = self.browser.new_context(viewport={"width": 1700, "height": 1000})
+        self.refused: list[str] = []
+        self.context.route("**/*", self._gate)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    def _gate(self, route: Any) -> None:
+        url = route.request.url
+        if url.startswith((self.base, "file://", "data:", "blob:")):
+            route.continue_()
+        else:
+            self.refused.append(url)
+            route.abort()
+
+    def open(self, path: str) -> Any:
+        self.page.goto(self.base + path, wait_until="networkidle", timeout=60_000)
+        skip = self.page.get_by_role("button", name="Skip")
+        if skip.count():  # the first-visit newsletter dialog
+            skip.click()
+        return self.page
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+    def close(self) -> None:
+        self.browser.close()
+
+
+def test_lineage_launch_and_metrics_in_the_browser(dagster_dev: str) -> None:
+    base = dagster_dev
+    with playwright.sync_playwright() as pw:
+        ui = Browser(pw, base)
+        try:
+            page = ui.open("/asset-groups")
+            page.wait_for_timeout(5000)
+            ui.shot("1-lineage")
+            Path("/tmp/lineage.html").write_text(page.content())
+            page.get_by_text("evaluation_rows", exact=True).first.wait_for(timeout=60_000)
+
+            # Launch from the UI: evaluation_summary's Materialize button.
+            before = latest(base, "evaluation_summary")
+            page = ui.open("/assets/evaluation_summary")
+            page.get_by_role("button", name="Materialize", exact=True).click()
+            deadline = time.monotonic() + 180
+            while (now := latest(base, "evaluation_summary")) == before:
+                assert time.monotonic() < deadline, "the launched run did not materialize"
+                time.sleep(1)
+            assert now is not None and run_status(base, now["runId"]) in ("SUCCESS", "STARTED")
+
+            page = ui.open("/assets/evaluation_summary")
+            page.get_by_text("by_prompt", exact=True).first.wait_for(timeout=60_000)
+            ui.shot("2-evaluation-summary")
+            assert not ui.errors, ui.errors
+        finally:
+            ui.close()
