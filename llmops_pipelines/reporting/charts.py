@@ -37,6 +37,8 @@ STYLE: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 10,
     "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
     "axes.grid.axis": "x", "grid.alpha": 0.3,
+    # Tick labels are the values themselves: no "1e-3 + 4.5e-4" offset to add up in one's head.
+    "axes.formatter.useoffset": False,
 }
 POINT, BETTER, WORSE, NEUTRAL = "#1f5fa8", "#1a7f37", "#c62828", "#6e7781"
 # Inches: the page shows a chart at its column's width (viewBox kept), ~1650 px at most.
@@ -125,9 +127,10 @@ def _dot_panel(ax: Any, y: np.ndarray, values: np.ndarray, lows: np.ndarray, hig
                     fmt="o", color=color_list[k], ecolor=color_list[k], capsize=3, markersize=5)
     span = np.concatenate([values[known], lows[~np.isnan(lows)], highs[~np.isnan(highs)]])
     if len(span):
-        lo, hi = float(span.min()), float(span.max())
-        pad = (hi - lo) * 0.25 or abs(hi) * 0.25 or 1.0
-        ax.set_xlim(lo - pad if signed else min(lo, 0.0), hi + pad)
+        # 0 always in view: the bars of a metric start there, a difference is read against it.
+        lo, hi = min(float(span.min()), 0.0), max(float(span.max()), 0.0)
+        pad = (hi - lo) * 0.25 or 1.0
+        ax.set_xlim(lo - pad if signed else lo, hi + pad)
     for i, value in enumerate(values):
         top = highs[i] if not math.isnan(highs[i]) else value
         if math.isnan(value):
@@ -231,7 +234,7 @@ def paired_chart(result: Paired) -> str:
         _dot_panel(ax, y, values, lows, highs, PAIRED_KINDS.get(metric, "score"), signed=True,
                    colors=[colors.get(r.diffs[j][1], NEUTRAL) for r in rows])
         ax.set_title(PAIRED_LABELS.get(metric, metric))
-        ax.set_xlabel(f"difference ({PAIRED_KINDS.get(metric, 'score')})")
+        ax.set_xlabel("challenger − champion")
         ax.set_ylim(-0.7, len(rows) - 0.3)
     axes[0].set_yticks(y, labels)
     return render(fig, "paired", "Challenger minus champion per gated metric, with paired CIs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from llmops_pipelines.errors import LlmopsError
@@ -19,9 +20,13 @@ def write_atomic(path: Path, text: str) -> int:
     """Write UTF-8 text beside the target, then rename over it; returns the size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = text.encode("utf-8")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # A name of its own per writer: two runs writing at once never share a temporary file.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     try:
-        tmp.write_bytes(data)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the report from the rest of the team
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

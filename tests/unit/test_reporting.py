@@ -96,7 +96,7 @@ def test_model_output_is_text_never_markup() -> None:
     rows.loc[0, "answer"] = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
     rows.loc[1, "question"] = "</td></tr><b>bold</b>?"
     rows.loc[2, "quality_reason"] = "<style>body{display:none}</style>"
-    summary, rows = evaluation(rows, rows_for("b@<i>m</i>#2", questions=3))
+    summary, rows = evaluation(rows, rows_for("b@<i>m</i>$x^2$#2", questions=3))
 
     page = build_report(summary, rows).html
 
