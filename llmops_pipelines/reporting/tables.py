@@ -90,7 +90,8 @@ def number(value: Any) -> float:
 
 
 def format_value(value: Any, kind: str = "score", *, signed: bool = False) -> str:
-    """A number rounded for people: scores 3 decimals, USD 3 significant digits, ms 1 decimal."""
+    """A number rounded for people: scores 3 decimals, USD 3 significant digits below $1 (cents
+    above, whole dollars from $100), ms 1 decimal; missing is "n/a", never 0."""
     v = number(value)
     if math.isnan(v):
         return "n/a"
@@ -101,8 +102,6 @@ def format_value(value: Any, kind: str = "score", *, signed: bool = False) -> st
                 else f"{v:{sign}#.3g}")
     if kind == "ms":
         return f"{v:{sign}.1f}"
-    if kind == "count":
-        return f"{v:,.0f}"
     return f"{v:{sign}.3f}"
 
 
@@ -151,6 +150,11 @@ def _cut(text: str, limit: int) -> tuple[str, int]:
     return (text, 0) if len(text) <= limit else (text[:limit].rstrip() + "…", len(text) - limit)
 
 
+def _count(value: Any) -> int:
+    v = number(value)
+    return 0 if math.isnan(v) else int(v)
+
+
 def _ids(value: Any) -> list[str]:
     if value is None or isinstance(value, float) and math.isnan(value):
         return []
@@ -190,10 +194,8 @@ def candidates(summary: pd.DataFrame, champion_id: str | None = None) -> list[Ca
         out.append(Candidate(
             key=f"C{i}", candidate_id=cid, prompt=_text(row.get("prompt_name")),
             model=_text(row.get("model")), endpoint=_text(row.get("endpoint")),
-            rows=int(number(row.get("rows")) if not math.isnan(number(row.get("rows"))) else 0),
-            coverage=number(row.get("coverage")),
-            errors=int(number(row.get("errors")) if not math.isnan(number(row.get("errors")))
-                       else 0),
+            rows=_count(row.get("rows")), coverage=number(row.get("coverage")),
+            errors=_count(row.get("errors")),
             values={m.column: number(row.get(m.column)) for m in METRICS},
             ci={m.column: (number(row.get(m.ci_low)), number(row.get(m.ci_high))) for m in METRICS},
             latency_p50=number(row.get("latency_p50_ms_per_token")),
@@ -239,10 +241,11 @@ class Cell:
 
 
 def _reasons(row: dict[str, Any], limit: int) -> list[tuple[str, str]]:
-    harm = "; ".join(p for p in (
-        f"categories: {_text(row.get('harm_categories'))}" if _text(row.get("harm_categories"))
-        else "", f"source: {_text(row.get('harm_source'))}" if _text(row.get("harm_source"))
-        else "") if p)
+    # Harm has no reason column: its categories and the scorer that gave them are the reason.
+    harm = "; ".join(f"{label}: {_text(row.get(column))}"
+                     for label, column in (("categories", "harm_categories"),
+                                           ("source", "harm_source"))
+                     if _text(row.get(column)))
     grounded = _text(row.get("groundedness_reason"))
     if _text(row.get("groundedness_source")):
         grounded += f" (by {_text(row.get('groundedness_source'))})"

@@ -87,6 +87,11 @@ def test_every_section_and_chart_is_there() -> None:
     # A CI is shown beside each mean.
     ci = summary.iloc[0]
     assert f"[{format_value(ci.quality_ci_low)}, {format_value(ci.quality_ci_high)}]" in page
+    # Every metric's reason, in every cell of the grid.
+    grid = page[page.index('<section id="grid">'):page.index('<section id="worst">')]
+    for reason in ("token F1 0.52", "3 of 4 answer claims found", "source: local-lexicon-v1",
+                   "400 in x $0.15/M + 60 out x $0.60/M", "1260 ms for 60 output tokens"):
+        assert grid.count(reason) == 20, reason
     assert "default-src 'none'" in page
     assert "no champion in the registry yet" in page
 
