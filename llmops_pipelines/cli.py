@@ -1,4 +1,4 @@
-"""The `llmops` command: init, status, promote, rollback, history, serve and chat."""
+"""The `llmops` command: init, status, report, promote, rollback, history, serve and chat."""
 
 from __future__ import annotations
 
@@ -18,6 +18,14 @@ from llmops_pipelines.status import render_table, status
 def _status(args: argparse.Namespace) -> int:
     report = status(Settings.from_env())
     print(json.dumps(report, indent=2) if args.json else render_table(report))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from llmops_pipelines.reporting.files import latest_report
+
+    path = latest_report(Settings.from_env().home)
+    print(path.as_uri() if args.url else path)
     return 0
 
 
@@ -149,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="the champion and the latest evaluation per candidate")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_status)
+    p = sub.add_parser("report", help="the path of the latest evaluation report (HTML, offline)")
+    p.add_argument("--url", action="store_true", help="print it as a file:// URL")
+    p.set_defaults(func=_report)
     p = sub.add_parser("promote", help="make an evaluated candidate the champion (manual override)")
     p.add_argument("candidate", help="candidate id (or a unique prefix) from evaluation_summary")
     p.add_argument("--reason", required=True, help="why: kept in the history")

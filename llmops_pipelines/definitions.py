@@ -12,11 +12,13 @@ from llmops_pipelines.defs import (
     nightly,
     promotion,
     rag,
+    reporting,
 )
 from llmops_pipelines.defs.io import TablesIOManager
 from llmops_pipelines.defs.resources import LlmopsResource, endpoint_keys_resource
 
-MODULES = [curation, ideation, rag, finetune, evaluation, nightly, promotion, monitoring]
+MODULES = [curation, ideation, rag, finetune, evaluation, nightly, promotion, monitoring,
+           reporting]
 
 
 
