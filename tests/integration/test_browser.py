@@ -8,6 +8,7 @@ report): every other request is refused and recorded. Screenshots go to .screens
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,15 +127,15 @@ def test_lineage_launch_and_metrics_in_the_browser(dagster_dev: str) -> None:
         ui = Browser(pw, base)
         try:
             page = ui.open("/asset-groups")
-            page.wait_for_timeout(5000)
+            for group in ("curation", "rag", "finetune", "evaluation", "promotion"):
+                page.get_by_text(group, exact=True).last.wait_for(timeout=60_000)
             ui.shot("1-lineage")
-            Path("/tmp/lineage.html").write_text(page.content())
-            page.get_by_text("evaluation_rows", exact=True).first.wait_for(timeout=60_000)
 
             # Launch from the UI: evaluation_summary's Materialize button.
             before = latest(base, "evaluation_summary")
             page = ui.open("/assets/evaluation_summary")
-            page.get_by_role("button", name="Materialize", exact=True).click()
+            page.locator("button", has_text=re.compile(r"^\s*Materialize\s*$")).first.click()
+            ui.shot("2-launched")
             deadline = time.monotonic() + 180
             while (now := latest(base, "evaluation_summary")) == before:
                 assert time.monotonic() < deadline, "the launched run did not materialize"
@@ -143,7 +144,7 @@ def test_lineage_launch_and_metrics_in_the_browser(dagster_dev: str) -> None:
 
             page = ui.open("/assets/evaluation_summary")
             page.get_by_text("by_prompt", exact=True).first.wait_for(timeout=60_000)
-            ui.shot("2-evaluation-summary")
+            ui.shot("3-evaluation-summary")
             assert not ui.errors, ui.errors
         finally:
             ui.close()
