@@ -86,23 +86,23 @@ def _first_tick(context: dg.SensorEvaluationContext, snapshot: Snapshot, trigger
     embedded local model: then it builds the lineage, which costs nothing."""
     _, missing = _selection(context, names)
     if not missing:
-        why = (f"first tick: recorded {len(snapshot.files)} file(s) under {root}; the next change "
-               "launches a run")
-        context.log.info(why)
-        return dg.SensorResult(skip_reason=why, cursor=snapshot.to_cursor())
+        skip = (f"first tick: recorded {len(snapshot.files)} file(s) under {root}; the next "
+                "change launches a run")
+        context.log.info(skip)
+        return dg.SensorResult(skip_reason=skip, cursor=snapshot.to_cursor())
     spend = run_spend(os.environ)
     if not spend.free:
-        why = (f"first tick: {', '.join(missing)} never materialized, but {spend.describe()}: "
-               "nothing launched before anyone asks (it costs money). Materialize from the UI "
-               "(or `make demo`); later changes launch runs.")
-        context.log.info(why)
-        return dg.SensorResult(skip_reason=why, cursor=snapshot.to_cursor())
+        skip = (f"first tick: {', '.join(missing)} never materialized, but {spend.describe()}: "
+                "nothing launched before anyone asks (it costs money). Materialize from the UI "
+                "(or `make demo`); later changes launch runs.")
+        context.log.info(skip)
+        return dg.SensorResult(skip_reason=skip, cursor=snapshot.to_cursor())
     busy = _busy(context.instance)
     if busy:  # no cursor: the next tick decides again, once that run has built the lineage
         return dg.SkipReason(f"first tick: waiting for run {busy} to finish")
     snapshot = snapshot.next_of(None)
-    why = [f"first tick, free ({spend.describe()}): build what was never materialized"]
-    return dg.SensorResult(run_requests=[_request(context, snapshot.run_key, trigger, names, why)],
+    free = [f"first tick, free ({spend.describe()}): build what was never materialized"]
+    return dg.SensorResult(run_requests=[_request(context, snapshot.run_key, trigger, names, free)],
                            cursor=snapshot.to_cursor())
 
 
