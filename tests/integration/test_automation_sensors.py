@@ -224,3 +224,23 @@ def test_every_sensor_and_the_schedule_start_running() -> None:
         "asset_check_alerts", "run_failure_alerts", "summary_follows_rows"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in repository.sensor_defs)
     assert [s.name for s in repository.schedule_defs] == ["nightly_reevaluation"]
+
+
+def test_bad_timezone_names_the_variable() -> None:
+    from llmops_pipelines.defs.nightly import nights
+
+    with pytest.raises(SettingsError, match="LLMOPS_TIMEZONE='Mars/Olympus'"):
+        nights("Mars/Olympus")
+    assert nights("Europe/Paris").timezone == "Europe/Paris"
+
+
+def test_the_retraining_sensors_first_tick_does_not_act_on_earlier_failures(instance) -> None:
+    materialized(instance, *triggers.LINEAGE)
+    materialized(instance, "curated_qa", rows_per_split={"train": 20})
+    materialized(instance, "finetune_training_file", drift_share=0.5, retrain_threshold=0.2,
+                 changed_examples=10)  # drifted before the sensor ever ticked
+    sensor = automation.retraining_sensor(1)
+    first = tick(sensor, instance, None)
+    assert first.run_requests == [] and first.cursor
+    assert "first tick" in first.skip_message and "training file drifted" in first.skip_message
+    assert tick(sensor, instance, first.cursor).run_requests == []
