@@ -27,6 +27,8 @@ RETRAIN = ("finetune_training_file", "finetuned_model", *EVALUATION)
 # test splits, compared with their evaluation: drift on the provider's side. Upstream tables are
 # loaded as they are (curation, index and fine-tune are not re-run); promotion is not touched.
 NIGHTLY = ("nightly_reevaluation",)
+# Each night is a partition of nightly_reevaluation (its key: YYYY-MM-DD); the tag repeats it
+# on the run so runs can be filtered by night.
 NIGHTLY_DATE_TAG = "llmops/nightly_date"
 # production_monitoring's checks that a new fine-tune can fix: questions drifted away from the
 # training data, users rate answers down, answers stray from the context. Latency, cost and

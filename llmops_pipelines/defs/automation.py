@@ -5,14 +5,17 @@ turns those decisions into run requests, cursors and log lines.
 """
 
 import json
+import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from llmops_pipelines.automation import triggers
+from llmops_pipelines.automation.config import run_spend
 from llmops_pipelines.automation.watch import Snapshot, fingerprint
 from llmops_pipelines.defs.automation_alerts import (
     check_alert_sensor,
@@ -75,6 +78,34 @@ def _request(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext,
     return dg.RunRequest(run_key=run_key, asset_selection=keys, tags=triggers.run_tags(trigger, why))
 
 
+def _first_tick(context: dg.SensorEvaluationContext, snapshot: Snapshot, trigger: str,
+                names: Sequence[str], root: Path) -> dg.SensorResult | dg.SkipReason:
+    """A sensor's first tick (no cursor: a fresh instance, the sensor just turned on, or a
+    cursor of an older format) sees every file as new. It records them and launches nothing,
+    unless an upstream asset was never materialized here and the run would call only the
+    embedded local model: then it builds the lineage, which costs nothing."""
+    _, missing = _selection(context, names)
+    if not missing:
+        skip = (f"first tick: recorded {len(snapshot.files)} file(s) under {root}; the next "
+                "change launches a run")
+        context.log.info(skip)
+        return dg.SensorResult(skip_reason=skip, cursor=snapshot.to_cursor())
+    spend = run_spend(os.environ)
+    if not spend.free:
+        skip = (f"first tick: {', '.join(missing)} never materialized, but {spend.describe()}: "
+                "nothing launched before anyone asks (it costs money). Materialize from the UI "
+                "(or `make demo`); later changes launch runs.")
+        context.log.info(skip)
+        return dg.SensorResult(skip_reason=skip, cursor=snapshot.to_cursor())
+    busy = _busy(context.instance)
+    if busy:  # no cursor: the next tick decides again, once that run has built the lineage
+        return dg.SkipReason(f"first tick: waiting for run {busy} to finish")
+    snapshot = snapshot.next_of(None)
+    free = [f"first tick, free ({spend.describe()}): build what was never materialized"]
+    return dg.SensorResult(run_requests=[_request(context, snapshot.run_key, trigger, names, free)],
+                           cursor=snapshot.to_cursor())
+
+
 def watched_files_sensor(name: str, trigger: str, folder: Callable[[Settings], tuple[str, Path]],
                          entries: Sequence[str], targets_for: Callable[[list[str]], list[str]],
                          interval_s: int, description: str) -> dg.SensorDefinition:
@@ -86,7 +117,10 @@ def watched_files_sensor(name: str, trigger: str, folder: Callable[[Settings], t
         variable, root = folder(automation_settings())
         snapshot = Snapshot(fingerprint(root, entries, variable))
         before = Snapshot.from_cursor(context.cursor)
-        if before is not None and before.hash == snapshot.hash:
+        if before is None:
+            return _first_tick(context, snapshot, trigger, targets_for(sorted(snapshot.files)),
+                               root)
+        if before.hash == snapshot.hash:
             return dg.SkipReason(f"no change under {root}")
         busy = _busy(context.instance)
         if busy:  # the cursor stays: the next tick after that run sees the change again
@@ -121,18 +155,22 @@ def data_sensor(interval_s: int) -> dg.SensorDefinition:
 
 def nightly_schedule(cron: str, timezone: str) -> dg.ScheduleDefinition:
     """Fresh answers from the champion and every challenger on the eval and test splits, compared
-    with their evaluation: catches drift on the provider's side (check no_provider_drift)."""
+    with their evaluation: catches drift on the provider's side (check no_provider_drift). Each
+    night materializes its own partition of nightly_reevaluation: the night's date (YYYY-MM-DD)
+    in the schedule's timezone."""
 
     @dg.schedule(name="nightly_reevaluation", cron_schedule=cron, execution_timezone=timezone,
-                 default_status=dg.DefaultScheduleStatus.RUNNING, target=TARGET)
+                 default_status=dg.DefaultScheduleStatus.RUNNING, target=TARGET,
+                 description=nightly_schedule.__doc__)
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         when = context.scheduled_execution_time
         stamp = when.isoformat() if when else "manual"
-        request = _request(context, f"nightly-{stamp}", "nightly", triggers.NIGHTLY,
-                           [f"nightly re-evaluation scheduled for {stamp}"])
         # The night salts the call cache: a retried run re-uses that night's answers only.
-        night = (when or datetime.now(UTC)).date().isoformat()
-        return request.with_replaced_attrs(tags={**request.tags, triggers.NIGHTLY_DATE_TAG: night})
+        night = (when or datetime.now(ZoneInfo(timezone))).date().isoformat()
+        request = _request(context, f"nightly-{stamp}", "nightly", triggers.NIGHTLY,
+                           [f"nightly re-evaluation of {night} scheduled for {stamp}"])
+        return request.with_replaced_attrs(partition_key=night,
+                                           tags={**request.tags, triggers.NIGHTLY_DATE_TAG: night})
 
     return _schedule
 
@@ -204,6 +242,12 @@ def retraining_sensor(interval_s: int, monitoring_key: dg.AssetKey = MONITORING,
         if not why:
             return dg.SensorResult(skip_reason="no failed monitoring check, no train growth",
                                    cursor=cursor)
+        if not context.cursor:
+            # A first tick never acts on what happened before the sensor ran (a failed check
+            # of `make demo`, say): retraining is asked for by what happens from now on.
+            skip = f"first tick: recorded where checks and data are; not acting on {'; '.join(why)}"
+            context.log.info(skip)
+            return dg.SensorResult(skip_reason=skip, cursor=cursor)
         busy = _busy(context.instance)
         if busy:
             return dg.SkipReason(f"retraining wanted ({'; '.join(why)}); waiting for run {busy}")

@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from llmops_pipelines.curation import data_version
-from llmops_pipelines.defs.metadata import markdown_table, preview
+from llmops_pipelines.defs import metadata as meta
+from llmops_pipelines.defs.metadata import column_schema, markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.errors import BudgetExceededError, PromptError
 from llmops_pipelines.evaluation import aggregate, changes, side_by_side
@@ -19,12 +20,11 @@ from llmops_pipelines.evaluation.runner import RunContext, evaluate
 from llmops_pipelines.evaluation.scoring import EVALUATOR_VERSION
 from llmops_pipelines.evaluation.validity import record as validity_record
 from llmops_pipelines.rag.app import retrieve
+from llmops_pipelines.schemas import CANDIDATES, EVALUATION_ROWS, EVALUATION_SUMMARY
 from llmops_pipelines.settings import Settings
 
 GROUP = "evaluation"
 PARTIAL = "evaluation_rows.partial.parquet"  # what a run stopped by its budget finished
-SUMMARY_COLUMNS = ["candidate_id", "rows", "coverage", "quality", "groundedness", "harm_rate",
-                   "cost_usd", "latency_ms_per_token"]
 DETAIL_COLUMNS = ["candidate_id", "latency_p50_ms_per_token", "latency_p95_ms_per_token",
                   "ttft_p50_ms", "ttft_p95_ms", "quality_judge_spread", "groundedness_judge_spread",
                   "groundedness_source", "judge_cost_usd"]
@@ -43,7 +43,8 @@ def candidates(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     context.log.info(f"experiment {lineup.experiment.name!r}: {len(frame)} candidates on "
                      f"endpoints {sorted(set(frame['endpoint']))}")
     return dg.Output(frame, metadata={
-        "rows": len(frame), "experiment": lineup.experiment.name,
+        "dagster/row_count": len(frame), "dagster/column_schema": column_schema(CANDIDATES),
+        "experiment": lineup.experiment.name,
         "endpoints": ", ".join(sorted(set(frame["endpoint"]))),
         "preview": preview(frame)})
 
@@ -167,15 +168,18 @@ def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     (settings.tables_dir / PARTIAL).unlink(missing_ok=True)
     reruns = changes.rerun_summary(previous, rows)
     context.log.info(reruns)
+    labels = meta.candidate_labels(rows)
     return dg.Output(rows, metadata={
         "reruns": reruns, "experiment": llmops.lineup.experiment.name,
-        "rows": len(rows), "errors": int(rows["error"].notna().sum()),
+        "dagster/row_count": len(rows), "dagster/column_schema": column_schema(EVALUATION_ROWS),
+        "errors": int(rows["error"].notna().sum()),
         "cached_rows": int(rows["cached"].sum()), "chat_calls": chat_calls(ctx),
         "endpoints": dg.MetadataValue.json(endpoint_table(ctx, rows)),
-        "total_cost_usd": float(rows["cost_usd"].sum()),
-        "judge_cost_usd": float(rows["judge_cost_usd"].sum()),
+        # What this run paid vs what the cached rows cost when first made (answers + judges).
+        **meta.spend(rows),
+        "judge_cost_usd": meta.rounded(float(rows["judge_cost_usd"].sum())) or 0.0,
         "judge_model": settings.judge_model or "none", **versions,
-        "preview": preview(rows[["candidate_id", "qa_id", "answer", "quality", "groundedness"]]),
+        "preview": meta.rows_preview(rows, labels),
     })
 
 
@@ -199,14 +203,22 @@ def one_row_per_question_and_candidate(evaluation_rows: pd.DataFrame,
 @dg.asset(group_name=GROUP)
 def evaluation_summary(llmops: LlmopsResource,
                        evaluation_rows: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Per candidate: means with 95 % bootstrap CIs, coverage, cost and latency percentiles."""
+    """Per candidate: means with 95 % bootstrap CIs, coverage, cost and latency percentiles.
+
+    Metadata charts each candidate's quality, groundedness, harm_rate, cost_per_1k_answers_usd
+    and latency_ms_per_token over runs (`<prompt@model>/<metric>`, `best/<metric>`)."""
     summary = aggregate.summarise(evaluation_rows)
+    labels = meta.candidate_labels(summary)
     # How often each metric was wrong on planted errors (`python -m bench validity`).
     last = validity_record.load(llmops.settings.path(*validity_record.LATEST))
     return dg.Output(summary, metadata={
-        "candidates": len(summary),
-        "summary": dg.MetadataValue.md(markdown_table(summary[SUMMARY_COLUMNS])),
-        "latency_and_judges": dg.MetadataValue.md(markdown_table(summary[DETAIL_COLUMNS])),
+        "dagster/row_count": len(summary),
+        "dagster/column_schema": column_schema(EVALUATION_SUMMARY),
+        # One chart per key in the Plots tab: `<prompt@model>/<metric>` and `best/<metric>`.
+        **meta.metric_metadata(summary),
+        "summary": meta.summary_table(summary),
+        "latency_and_judges": dg.MetadataValue.md(markdown_table(
+            meta.labelled(summary[DETAIL_COLUMNS], labels))),
         # Which model is best for each prompt, at what cost and latency; and each model overall.
         "by_prompt": dg.MetadataValue.md(side_by_side.markdown(side_by_side.by_prompt(summary))),
         "by_model": dg.MetadataValue.md(side_by_side.markdown(side_by_side.by_model(summary))),
@@ -221,6 +233,7 @@ def coverage_complete(evaluation_summary: pd.DataFrame) -> dg.AssetCheckResult:
     low = evaluation_summary[evaluation_summary["coverage"] < 1.0]
     return dg.AssetCheckResult(
         passed=low.empty, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"min_coverage": float(evaluation_summary["coverage"].min()),
-                  "incomplete": dg.MetadataValue.md(markdown_table(
-                      low[["candidate_id", "rows", "coverage", "errors"]]))})
+        metadata={"min_coverage": meta.rounded(evaluation_summary["coverage"].min()),
+                  "incomplete": dg.MetadataValue.md(markdown_table(meta.labelled(
+                      low[["candidate_id", "rows", "coverage", "errors"]],
+                      meta.candidate_labels(evaluation_summary))))})

@@ -1,13 +1,18 @@
 """The nightly re-evaluation: fresh answers from the provider on the eval and test splits,
-compared with the evaluation each candidate was judged by (llmops_pipelines/evaluation/drift.py)."""
+compared with the evaluation each candidate was judged by (llmops_pipelines/evaluation/drift.py).
+
+One daily partition per night (its key, YYYY-MM-DD in LLMOPS_TIMEZONE, is the night that salts
+the call cache): the UI lists every night, and "Materialize all" asks which night instead of
+paying for one silently. The schedule (defs/automation.py) materializes tonight's partition.
+"""
 
 import dataclasses
 import json
+import warnings
 
 import dagster as dg
 import pandas as pd
 
-from llmops_pipelines.automation.triggers import NIGHTLY_DATE_TAG
 from llmops_pipelines.curation import data_version
 from llmops_pipelines.defs.evaluation import (
     GROUP,
@@ -17,8 +22,8 @@ from llmops_pipelines.defs.evaluation import (
     chat_calls,
 )
 from llmops_pipelines.defs.metadata import markdown_table
-from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.errors import BudgetExceededError, LlmopsError
+from llmops_pipelines.defs.resources import LlmopsResource, automation_settings
+from llmops_pipelines.errors import BudgetExceededError, LlmopsError, SettingsError
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.candidates import Candidate
 from llmops_pipelines.evaluation.runner import evaluate
@@ -29,9 +34,36 @@ from llmops_pipelines.promotion.paired_bootstrap import rows_frame
 from llmops_pipelines.promotion.registry import Registry
 
 CHECK = "no_provider_drift"
+# The first night a partition exists for; tonight's (end_offset=1) is the newest.
+FIRST_NIGHT = "2025-01-01"
 TABLE_COLUMNS = ["candidate_id", "split", "rows", "quality", "groundedness", "quality_diff",
                  "quality_ci_high", "groundedness_diff", "groundedness_ci_high", "baseline",
                  "drifted"]
+
+
+def nights(timezone: str | None = None) -> dg.DailyPartitionsDefinition:
+    """One partition per night in LLMOPS_TIMEZONE (read when the code location loads), up to
+    and including today's, so the schedule's run at 02:00 finds tonight's partition."""
+    timezone = timezone or automation_settings().timezone
+    try:
+        return dg.DailyPartitionsDefinition(start_date=FIRST_NIGHT, timezone=timezone,
+                                            end_offset=1)
+    except Exception as exc:  # zoneinfo's error for an unknown zone, Dagster's for the rest
+        raise SettingsError(f"LLMOPS_TIMEZONE={timezone!r}: {exc}") from exc
+
+
+NIGHTS = nights()
+
+
+def _night(context: dg.AssetExecutionContext) -> str:
+    """The partition's night; one at a time, since each night salts the cache on its own."""
+    keys = context.partition_keys
+    if len(keys) != 1:
+        raise dg.Failure(
+            f"nightly_reevaluation re-evaluates one night per run, not {len(keys)} "
+            f"({keys[0]}...{keys[-1]}): choose a single partition, e.g. tonight's "
+            f"{NIGHTS.get_last_partition_key()}. Nothing was called.")
+    return drift.nightly_date(keys[0])
 
 
 def _questions(curated_qa: pd.DataFrame, limit: int | None) -> pd.DataFrame:
@@ -63,19 +95,30 @@ def _contenders(llmops: LlmopsResource, candidates: pd.DataFrame, evaluation_row
     return objects, baselines
 
 
-@dg.asset(group_name=GROUP, check_specs=[dg.AssetCheckSpec(
-    CHECK, asset="nightly_reevaluation", blocking=False,
-    description="Tonight's fresh answers on the eval split are not significantly worse (paired "
-                "bootstrap, promotion's confidence and margins) in quality or groundedness than "
-                "the evaluation the candidate was selected by.")])
+with warnings.catch_warnings():  # backfill_policy is beta in Dagster 1.13
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    _nightly_asset = dg.asset(
+        group_name=GROUP, partitions_def=NIGHTS,
+        # Nights launched together (a backfill, "Materialize all" with a range) are one run,
+        # which refuses them before any call instead of paying for each night.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=[dg.AssetCheckSpec(
+            CHECK, asset="nightly_reevaluation", blocking=False,
+            description="Tonight's fresh answers on the eval split are not significantly worse "
+                        "(paired bootstrap, promotion's confidence and margins) in quality or "
+                        "groundedness than the evaluation the candidate was selected by.")])
+
+
+@_nightly_asset
 def nightly_reevaluation(context: dg.AssetExecutionContext, llmops: LlmopsResource,
                          curated_documents: pd.DataFrame, curated_qa: pd.DataFrame,
                          rag_index: dict, candidates: pd.DataFrame, evaluation_rows: pd.DataFrame,
                          finetuned_model: dict):
-    """The champion and every candidate answer the eval and test splits afresh (calls cached
-    per night only): per candidate x split, metrics and their paired change since the baseline."""
+    """One partition per night: the champion and every candidate answer the eval and test
+    splits afresh (calls cached per night only); per candidate x split, metrics and their
+    paired change since the baseline. Calls the provider: pick one night."""
+    date = _night(context)
     settings = llmops.settings
-    date = drift.nightly_date(context.run.tags.get(NIGHTLY_DATE_TAG))
     qa = _questions(curated_qa, settings.eval_limit)
     if qa.empty:
         raise dg.Failure("the eval and test splits are empty: add Q&A pairs to LLMOPS_DATASETS_DIR")

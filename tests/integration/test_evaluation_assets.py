@@ -129,3 +129,64 @@ def test_budget_cap_fails_the_asset_with_the_reason_and_keeps_partial_rows(
     partial = pd.read_parquet(isolated_home / "tables" / "evaluation_rows.partial.parquet")
     assert len(partial) > 0 and partial["cost_usd"].sum() <= 0.0003
     assert not (isolated_home / "tables" / "evaluation_rows.parquet").exists()
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, name: str) -> dict[str, dg.MetadataValue]:
+    [event] = [e for e in result.get_asset_materialization_events()
+               if e.asset_key == dg.AssetKey(name)]
+    return dict(event.materialization.metadata)
+
+
+METRICS = ("quality", "groundedness", "harm_rate", "cost_per_1k_answers_usd",
+           "latency_ms_per_token")
+
+
+def test_the_summary_charts_each_candidates_metrics_and_rows_say_what_was_spent(
+        openai_env, isolated_home, monkeypatch) -> None:
+    monkeypatch.setenv("LLMOPS_EVAL_LIMIT", "3")
+    lineage = dg.AssetSelection.assets("evaluation_summary").upstream()
+    first = materialize(lineage.required_multi_asset_neighbors())
+    assert first.success
+    summary = metadata_of(first, "evaluation_summary")
+    frame = table(isolated_home, "evaluation_summary")
+    # Short labels that survive a prompt edit or a retrain: prompt@model, fine-tunes by base.
+    labels = {f"{p}@{m}" for p in frame["prompt_name"] for m in
+              ("gpt-4o-mini", "ft:gpt-4o-mini-2024-07-18")}
+    assert len(labels) == len(frame) == 4
+    for key in [f"{label}/{metric}" for label in labels for metric in METRICS] + [
+            f"best/{metric}" for metric in METRICS]:
+        value = summary[key]
+        assert isinstance(value, dg.FloatMetadataValue), (key, value)
+        assert value.value == float(f"{value.value:.4g}"), key  # rounded for display
+    best = frame.sort_values(["quality", "groundedness"], ascending=False).iloc[0]
+    assert summary["best/candidate"].value == best["candidate_id"]
+    assert summary["best/quality"].value == float(f"{best['quality']:.4g}")
+    assert "candidates" not in summary  # the Plots tab charts metrics, not the count
+    assert summary["dagster/row_count"].value == 4
+
+    table_value = summary["summary"]
+    assert isinstance(table_value, dg.TableMetadataValue)
+    columns = [c.name for c in table_value.schema.columns]
+    assert columns[:2] == ["candidate", "id"] and "quality [95% CI]" in columns
+    assert {r.data["candidate"] for r in table_value.records} == labels
+    assert all(r.data["quality [95% CI]"].count("[") == 1 for r in table_value.records)
+
+    rows = metadata_of(first, "evaluation_rows")
+    assert rows["spent_usd"].value > 0 and rows["cached_usd"].value == 0
+    assert rows["total_usd_incl_cached"].value == rows["spent_usd"].value
+    preview = rows["preview"]
+    assert {r.data["candidate"] for r in preview.records} == labels  # every candidate
+    record = preview.records[0].data
+    for column in ("question", "ground_truth", "answer", "quality", "quality_reason",
+                   "groundedness", "groundedness_reason", "harm", "harm_categories",
+                   "cost_usd", "cost_reason", "ms_per_output_token", "latency_reason",
+                   "context_doc_ids"):
+        assert record[column] is not None, column
+
+    # Everything from the cache: nothing spent now, what it cost then is `cached_usd`.
+    openai_env.reset()
+    again = materialize(dg.AssetSelection.assets("evaluation_rows"))
+    assert again.success and openai_env.counts["chat"] == 0
+    cached = metadata_of(again, "evaluation_rows")
+    assert cached["spent_usd"].value == 0
+    assert cached["cached_usd"].value == rows["spent_usd"].value

@@ -45,6 +45,10 @@ def test_playground_answers_eval_questions_with_every_variant(openai_env, isolat
     header = table.splitlines()[0]
     assert all(name in header for name in variants) and "ground_truth" in header
     assert len(table.splitlines()) == 2 + 5  # header, rule, one line per question
+    # Each answer's token F1 against the ground truth: the score that needs no call.
+    assert all(f"{name} F1" in header for name in variants)
+    for name in variants:
+        assert 0.0 <= metadata[f"{name}/token_f1"].value <= 1.0
 
     # Nothing changed: every answer comes from the cache evaluation shares.
     server.reset()

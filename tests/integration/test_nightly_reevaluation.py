@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
-from llmops_pipelines.automation.triggers import NIGHTLY_DATE_TAG
 from llmops_pipelines.definitions import defs
 from llmops_pipelines.defs import automation_alerts
 from llmops_pipelines.evaluation.candidates import Candidate
@@ -25,13 +26,13 @@ LIMIT = 3  # questions per split
 
 
 def run(instance: dg.DagsterInstance, selection: dg.AssetSelection,
-        night: str | None = None) -> dg.ExecuteInProcessResult:
+        night: str | None = None, **kwargs) -> dg.ExecuteInProcessResult:
     return dg.materialize([*defs.assets, *defs.asset_checks], resources=defs.resources,
-                          instance=instance, selection=selection,
-                          tags={NIGHTLY_DATE_TAG: night} if night else None)
+                          instance=instance, selection=selection, partition_key=night, **kwargs)
 
 
 def nightly(instance: dg.DagsterInstance, night: str) -> dg.ExecuteInProcessResult:
+    """The night's partition, as the schedule launches it."""
     return run(instance, dg.AssetSelection.assets("nightly_reevaluation"), night)
 
 
@@ -63,6 +64,12 @@ def test_each_night_asks_the_provider_again_and_a_rerun_that_night_does_not(
     server.reset()
     first = nightly(evaluated, "2025-01-01")
     assert first.success and chat_calls(server)["answer"] == fresh
+    # Each night is a partition: the UI lists it, with that night's metadata.
+    [event] = first.get_asset_materialization_events()
+    assert event.partition == "2025-01-01"
+    assert event.materialization.metadata["nightly_date"].value == "2025-01-01"
+    assert evaluated.get_materialized_partitions(dg.AssetKey("nightly_reevaluation")) == {
+        "2025-01-01"}
     assert drift_check(first).passed  # the same provider answers the same: no drift
     report = table(isolated_home, "nightly_reevaluation")
     assert len(report) == 2 * len(candidates)
@@ -80,6 +87,8 @@ def test_each_night_asks_the_provider_again_and_a_rerun_that_night_does_not(
     assert chat_calls(server)["answer"] == fresh  # never a previous night's
     test_rows = table(isolated_home, "nightly_reevaluation").query("split == 'test'")
     assert (test_rows["baseline"] == "nightly 2025-01-01").all()
+    assert evaluated.get_materialized_partitions(dg.AssetKey("nightly_reevaluation")) == {
+        "2025-01-01", "2025-01-02"}
     # The evaluation itself still reads its own cache: the nightly salt never touched its keys.
     server.reset()
     assert run(evaluated, dg.AssetSelection.assets("evaluation_rows")).success
@@ -126,3 +135,24 @@ def test_a_provider_whose_answers_got_worse_fails_the_check_and_alerts(
     [alert] = [a for a in hook.received if a["details"]["check"] == "no_provider_drift"]
     assert alert["details"]["asset"] == "nightly_reevaluation"
     assert alert["details"]["severity"] == "ERROR" and alert["details"]["blocking"] is False
+
+
+def test_nights_are_daily_partitions_and_a_range_is_refused_before_any_call(
+        evaluated, openai_env) -> None:
+    partitions = defs.resolve_asset_graph().get(dg.AssetKey("nightly_reevaluation")).partitions_def
+    assert isinstance(partitions, dg.DailyPartitionsDefinition)
+    assert partitions.get_first_partition_key() == "2025-01-01"
+    # Tonight's partition exists already: the 02:00 schedule materializes it.
+    tonight = datetime.now(ZoneInfo(partitions.timezone)).date().isoformat()
+    assert partitions.get_last_partition_key() == tonight
+
+    server = openai_env
+    server.reset()
+    result = run(evaluated, dg.AssetSelection.assets("nightly_reevaluation"),
+                 raise_on_error=False,
+                 tags={"dagster/asset_partition_range_start": "2025-01-01",
+                       "dagster/asset_partition_range_end": "2025-01-03"})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "one night per run, not 3" in str(failure.event_specific_data.error)
+    assert sum(server.counts.values()) == 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from llmops_pipelines.automation import alerts, triggers
+from llmops_pipelines.automation.config import run_spend
 from llmops_pipelines.automation.watch import Snapshot, fingerprint
 from llmops_pipelines.errors import SettingsError
 from tests.support.webhook import SECRET_ENV
@@ -101,3 +103,30 @@ def test_alert_payload_never_carries_a_secret(monkeypatch: pytest.MonkeyPatch) -
     assert payload["details"]["max_tokens"] == 2000 and payload["details"]["rows"] == 3
     assert payload["kind"] == "run_failure" and payload["text"].startswith("[llmops] run failed")
     assert alerts.REDACTED in payload["details"]["message"]
+
+
+def _assets(tmp_path: Path, experiments: str | None = None) -> dict[str, str]:
+    """A copy of the project's assets (optionally another experiments.yaml) as the env names it."""
+    target = tmp_path / "assets"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "assets", target)
+    if experiments is not None:
+        (target / "experiments.yaml").write_text(experiments, encoding="utf-8")
+    return {"LLMOPS_ASSETS_DIR": str(target)}
+
+
+def test_a_run_is_free_only_on_the_embedded_model_everywhere(tmp_path: Path) -> None:
+    env = _assets(tmp_path)
+    spend = run_spend(env)  # LLMOPS_PROVIDER unset: local; the default experiment: baseline
+    assert spend.free and spend.experiment == "baseline"
+    assert not run_spend({**env, "LLMOPS_PROVIDER": "openai"}).free  # no key needed to say so
+    three = run_spend({**env, "LLMOPS_EXPERIMENT": "three-models"})
+    assert three.paid == ("endpoint 'openai'",)  # models and judge there; embedding local
+    assert run_spend({**env, "LLMOPS_EXPERIMENT": "local-vs-ollama"}).paid == ("endpoint 'ollama'",)
+
+
+def test_an_experiment_that_does_not_load_is_not_free(tmp_path: Path) -> None:
+    env = _assets(tmp_path)
+    unknown = run_spend({**env, "LLMOPS_EXPERIMENT": "nope"})
+    assert not unknown.free and "no experiment 'nope'" in unknown.describe()
+    broken = run_spend(_assets(tmp_path / "b", "experiments: [not, a, mapping]\n"))
+    assert not broken.free and "does not load" in broken.describe()
