@@ -12,12 +12,13 @@ LINEAGE = (
     "curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
     "retrieval_evaluation", "finetune_training_file", "finetuned_model", "candidates",
     "evaluation_rows", "evaluation_summary", "promotion_decision", "champion",
-    "nightly_reevaluation",
+    "evaluation_report", "nightly_reevaluation",
 )
 # Asset groups the triggers draw from (sensor targets); names a code location lacks are dropped.
 GROUPS = ("curation", "rag", "finetune", "evaluation", "promotion")
 PROMOTION = ("promotion_decision", "champion")
-SCORING = ("evaluation_rows", "evaluation_summary", *PROMOTION)
+# The report last: after a re-score it shows the new rows (and the champion the registry holds).
+SCORING = ("evaluation_rows", "evaluation_summary", *PROMOTION, "evaluation_report")
 EVALUATION = ("candidates", *SCORING)  # candidates = prompt versions x models
 # The training file is rebuilt too (no model call): its drift is what the retraining sensor reads.
 DATA = ("curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
