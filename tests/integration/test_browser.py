@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +19,8 @@ import pytest
 
 from llmops_pipelines.definitions import defs, resources
 from tests.conftest import REPO
-from tests.integration.test_ui import free_port, graphql
+from tests.integration.test_ui import graphql
+from tests.support.dagster_dev import DagsterDev
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
@@ -44,32 +42,19 @@ def dagster_dev(openai_env: Any, isolated_home: Path, tmp_path: Path,
         result = dg.materialize(defs.assets, selection=UPSTREAM, resources=resources(),
                                 instance=instance)
         assert result.success
-    port = free_port()
-    dagster = str(Path(sys.executable).parent / "dagster")
-    process = subprocess.Popen([dagster, "dev", "-h", "127.0.0.1", "-p", str(port),
-                                "-m", "llmops_pipelines.definitions"],
-                               cwd=REPO, env=dict(os.environ), start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    dev = DagsterDev(dict(os.environ), tmp_path / "dagster-dev.log")
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-            try:
-                if graphql(port, "{ assetNodes { id } }")["data"]["assetNodes"]:
-                    break
-            except (OSError, KeyError, TypeError):
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("dagster dev did not answer within 180 s")
-        yield f"http://127.0.0.1:{port}"
+        dev.wait(lambda: _answers(dev.port), "dagster dev to serve the asset graph", 180)
+        yield f"http://127.0.0.1:{dev.port}"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        dev.stop()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(graphql(port, "{ assetNodes { id } }")["data"]["assetNodes"])
+    except (OSError, KeyError, TypeError):
+        return False
 
 
 def latest(base: str, asset: str) -> dict[str, Any] | None:
