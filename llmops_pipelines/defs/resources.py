@@ -17,12 +17,11 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from llmops_pipelines.automation.config import automation_settings as _automation
-from llmops_pipelines.evaluation.lineup import CATALOG_FILE, Lineup, assets_file, build_lineup
+from llmops_pipelines.evaluation.lineup import CATALOG_FILE, Lineup, build_lineup
 from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.prompts import Prompt, load_prompts
 from llmops_pipelines.providers import Provider, make_provider
 from llmops_pipelines.providers.catalog import load_catalog
-from llmops_pipelines.providers.endpoints import endpoint_keys
 from llmops_pipelines.rag.vectorstore import ChromaIndex
 from llmops_pipelines.settings import Settings, project_root
 
@@ -72,16 +71,12 @@ class LlmopsResource(dg.ConfigurableResource):
         chosen = {name: getattr(self, name) for name in
                   ("experiment", "eval_limit", "judge_repeats", "max_cost_usd")}
         base = replace(Settings.from_env(), **{k: v for k, v in chosen.items() if v is not None})
-        keys = {**self._env_keys(base), **self.endpoint_keys.by_endpoint()}
         default = make_provider(base)
         names = [p.name for p in load_prompts(base.assets_dir / "prompts",
                                                env_allow=base.prompt_env_allow)]
-        self._settings, self._lineup = build_lineup(base, default, keys, names)
-
-    @staticmethod
-    def _env_keys(settings: Settings) -> dict[str, str]:
-        # Outside Dagster's resolution (the CLI, sensors): the same variables, read directly.
-        return endpoint_keys(load_catalog(assets_file(settings, CATALOG_FILE)), os.environ)
+        # Outside Dagster's resolution (the CLI, a variable set after load): read directly.
+        self._settings, self._lineup = build_lineup(base, default, self.endpoint_keys.by_endpoint(),
+                                                    names, os.environ)
 
     @property
     def settings(self) -> Settings:

@@ -16,7 +16,7 @@ from llmops_pipelines.evaluation.experiments import Experiment, candidates_of, l
 from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.providers.base import Provider
 from llmops_pipelines.providers.catalog import Catalog, load_catalog
-from llmops_pipelines.providers.endpoints import EndpointProviders, Route
+from llmops_pipelines.providers.endpoints import EndpointProviders, Route, endpoint_keys
 from llmops_pipelines.settings import Settings, project_root
 
 CATALOG_FILE = "models.yaml"
@@ -60,9 +60,14 @@ class Lineup:
 
 
 def build_lineup(settings: Settings, default: Provider, keys: Mapping[str, str],
-                 prompt_names: Collection[str]) -> tuple[Settings, Lineup]:
-    """The settings with the experiment's embedding and judge applied, and the line-up."""
+                 prompt_names: Collection[str],
+                 env: Mapping[str, str] | None = None) -> tuple[Settings, Lineup]:
+    """The settings with the experiment's embedding and judge applied, and the line-up.
+
+    `keys` (endpoint -> key, e.g. resolved by Dagster) win over the variables in `env`.
+    """
     catalog = load_catalog(assets_file(settings, CATALOG_FILE))
+    keys = {**endpoint_keys(catalog, env or {}), **keys}
     experiments = load_experiments(assets_file(settings, EXPERIMENTS_FILE), catalog, prompt_names)
     try:
         experiment = experiments.get(settings.experiment)
