@@ -6,6 +6,9 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from upath import UPath
 
 from llmops_pipelines.errors import SettingsError
 
@@ -48,8 +51,9 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0,
     return value
 
 
-def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
-    value = (env.get(name) or allowed[0]).strip().lower()
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...],
+            default: str | None = None) -> str:
+    value = (env.get(name) or default or allowed[0]).strip().lower()
     if value not in allowed:
         raise SettingsError(f"{name}={value!r}: expected one of {allowed}")
     return value
@@ -76,6 +80,27 @@ def _float(env: dict[str, str], name: str, default: float | None, *,
 def _positive(env: dict[str, str], name: str, default: float) -> float:
     value = _float(env, name, default, positive=True)
     return default if value is None else value
+
+
+def _team(env: dict[str, str]) -> dict[str, Any]:
+    """The team-profile settings: PostgreSQL, shared tables, Chroma server auth, Dask, shards."""
+    profile = _choice(env, "LLMOPS_PROFILE", ("local", "team"))
+    database_url = env.get("LLMOPS_DATABASE_URL") or None
+    if profile == "team" and not database_url:
+        raise SettingsError("LLMOPS_PROFILE=team needs LLMOPS_DATABASE_URL (e.g. postgresql+"
+                            "psycopg2://user@db:5432/llmops): every worker and server shares "
+                            "the registry, call cache and production log there; see "
+                            "deploy/team/env.example")
+    return {
+        "profile": profile, "database_url": database_url,
+        "tables_uri": env.get("LLMOPS_TABLES_URI") or None,
+        "chroma_token": env.get("LLMOPS_CHROMA_TOKEN") or None,
+        "dask_scheduler": env.get("LLMOPS_DASK_SCHEDULER") or None,
+        # A team run fans the evaluation out by default; a laptop keeps one step.
+        "eval_shards": _choice(env, "LLMOPS_EVAL_SHARDS", ("off", "candidate"),
+                               default="candidate" if profile == "team" else "off"),
+        "eval_shard_questions": _int(env, "LLMOPS_EVAL_SHARD_QUESTIONS", 0),
+    }
 
 
 @dataclass(frozen=True)
@@ -132,6 +157,14 @@ class Settings:
     index_max_shrink: float = 0.5  # the share of the index a sync may lose without the above
     prompt_env_allow: tuple[str, ...] = ()  # variables ${env:} may read; secrets never
     experiment: str | None = None  # assets/experiments.yaml; None: the file's `default`
+    # Team scale (README "Running as a team"). The URL may carry a password: never in repr.
+    profile: str = "local"  # local | team
+    database_url: str | None = field(default=None, repr=False)  # our state; None: SQLite
+    tables_uri: str | None = None  # Parquet outputs; None: LLMOPS_HOME/tables; any fsspec URL
+    chroma_token: str | None = field(default=None, repr=False)  # Chroma server auth header
+    dask_scheduler: str | None = None  # tcp://host:8786 of a running Dask cluster (team)
+    eval_shards: str = "off"  # off: one evaluation step; candidate: a step per candidate
+    eval_shard_questions: int = 0  # with eval_shards=candidate: at most this many per step
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -197,6 +230,7 @@ class Settings:
             prompt_env_allow=tuple(n.strip() for n in env.get("LLMOPS_PROMPT_ENV_ALLOW", "").split(",")
                                    if n.strip()),
             experiment=env.get("LLMOPS_EXPERIMENT") or None,
+            **_team(env),
         )
 
     # Where each kind of state lives under LLMOPS_HOME; created on first use.
@@ -210,6 +244,11 @@ class Settings:
                                 f"({exc.strerror or exc}); point LLMOPS_HOME at a writable "
                                 "folder") from exc
         return target
+
+    @property
+    def tables_root(self) -> UPath:
+        """Where Parquet outputs live: LLMOPS_TABLES_URI (any fsspec URL) or LLMOPS_HOME/tables."""
+        return UPath(self.tables_uri) if self.tables_uri else UPath(self.tables_dir)
 
     @property
     def tables_dir(self) -> Path:

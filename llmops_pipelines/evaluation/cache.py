@@ -13,6 +13,7 @@ from typing import Any
 from llmops_pipelines.errors import LlmopsError
 from llmops_pipelines.hashing import content_hash
 from llmops_pipelines.providers.base import ChatResult, Message, Provider
+from llmops_pipelines.settings import Settings
 
 
 class CallCache:
@@ -30,6 +31,11 @@ class CallCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CallCache:
+        """The run's cache: LLMOPS_DATABASE_URL when set, else SQLite under LLMOPS_HOME."""
+        return cls(settings.cache_path)
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
