@@ -1,0 +1,149 @@
+"""The run's executor: in-process on a laptop, each step on a Dask worker for the team profile.
+
+Why not dagster-dask's `dask_executor`: with Dagster 1.13 it cannot submit a step at all (Dask
+walks the task arguments as tuples and Dagster's records forbid iteration), and it plans the
+steps up front, so the dynamic evaluation shards could not fan out. Dagster's own
+StepDelegatingExecutor (the engine behind k8s_job_executor) does the orchestration: dynamic
+outputs, concurrency pools, retries, health checks. Dask only places each step's process on a
+worker, as Kubernetes places a pod: `dagster api execute_step` there, events straight to the
+shared (PostgreSQL) event log.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, cast
+
+import dagster as dg
+from dagster._core.events import DagsterEvent
+from dagster._core.execution.retries import RetryMode
+from dagster._core.executor.in_process import InProcessExecutor
+from dagster._core.executor.step_delegating import (
+    CheckStepHealthResult,
+    StepDelegatingExecutor,
+    StepHandler,
+    StepHandlerContext,
+)
+
+WORKER_ENV = "LLMOPS_WORKER"  # the Dask worker's name, read by the step (shard metadata)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_worker() -> None:
+    # A SIGKILLed worker takes its step process with it: an orphan would go on calling the
+    # model while Dask runs the step again elsewhere.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run_step_on_worker(args: Sequence[str]) -> tuple[str, int]:
+    """Runs inside a Dask worker: the step as a child process; (worker name, exit code)."""
+    from distributed import get_worker
+
+    name = str(get_worker().name)
+    command = list(args)
+    if command and command[0] == "dagster":  # the worker's interpreter, whatever its PATH
+        command = [sys.executable, "-m", "dagster", *command[1:]]
+    done = subprocess.run(command, env={**os.environ, WORKER_ENV: name},
+                          preexec_fn=_die_with_worker, check=False)
+    return name, done.returncode
+
+
+class DaskStepHandler(StepHandler):
+    """Launches each step as a Dask task on the scheduler at `address`."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._client: Any = None
+        self._futures: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return "DaskStepHandler"
+
+    def _dask(self) -> Any:
+        if self._client is None:
+            from distributed import Client
+
+            try:
+                self._client = Client(self.address, timeout=30)
+            except OSError as exc:
+                raise dg.Failure(f"cannot reach the Dask scheduler at {self.address} "
+                                 f"(LLMOPS_DASK_SCHEDULER): {exc}") from exc
+        return self._client
+
+    @staticmethod
+    def _key(context: StepHandlerContext) -> str:
+        return context.execute_step_args.step_keys_to_execute[0]  # type: ignore[index]
+
+    def launch_step(self, step_handler_context: StepHandlerContext) -> Iterator[DagsterEvent]:
+        step = self._key(step_handler_context)
+        args = step_handler_context.execute_step_args
+        # retries=0: a lost worker fails the step; Dagster's retry policy decides what next.
+        self._futures[step] = self._dask().submit(
+            run_step_on_worker, tuple(args.get_command_args()), key=f"{args.run_id}-{step}",
+            pure=False, retries=0)
+        yield DagsterEvent.step_worker_starting(
+            step_handler_context.get_step_context(step),
+            message=f"step submitted to the Dask scheduler at {self.address}", metadata={})
+
+    def check_step_health(self, step_handler_context: StepHandlerContext) -> CheckStepHealthResult:
+        future = self._futures.get(self._key(step_handler_context))
+        if future is None or future.status == "pending":
+            return CheckStepHealthResult.healthy()
+        if future.status in ("error", "cancelled", "lost"):
+            try:
+                reason = repr(future.exception(timeout=5))
+            except Exception as exc:  # noqa: BLE001 - the reason is only reported
+                reason = repr(exc)
+            return CheckStepHealthResult.unhealthy(f"the Dask task failed ({reason}): its "
+                                                   "worker died or was stopped")
+        name, code = future.result()
+        if code != 0:
+            return CheckStepHealthResult.unhealthy(f"the step process on Dask worker {name} "
+                                                   f"exited with {code}")
+        return CheckStepHealthResult.healthy()
+
+    def terminate_step(self, step_handler_context: StepHandlerContext) -> Iterator[DagsterEvent]:
+        future = self._futures.pop(self._key(step_handler_context), None)
+        if future is not None:
+            future.cancel()
+        return iter(())
+
+
+def _requirements(config: Mapping[str, object]) -> Sequence[dg.ExecutorRequirement]:
+    return dg.multiple_process_executor_requirements() if "dask" in config else []
+
+
+def llmops_executor(default_dask: bool) -> dg.ExecutorDefinition:
+    """`in_process` or `dask: {scheduler}` (launchpad: `execution: config:`); the default is
+    Dask when LLMOPS_DASK_SCHEDULER was set as the code location loaded."""
+    default = ({"dask": {"scheduler": {"env": "LLMOPS_DASK_SCHEDULER"}}} if default_dask
+               else {"in_process": {}})
+
+    @dg.executor(
+        name="llmops",
+        config_schema=dg.Field(dg.Selector({
+            "in_process": dg.Field({}, is_required=False),
+            "dask": {"scheduler": dg.Field(dg.StringSource, description=(
+                         "tcp://host:8786 of a running Dask scheduler (LLMOPS_DASK_SCHEDULER)")),
+                     "max_concurrent": dg.Field(int, is_required=False)},
+        }), default_value=default),
+        requirements=_requirements,
+    )
+    def _executor(init_context: dg.InitExecutorContext) -> dg.Executor:
+        ((mode, raw),) = init_context.executor_config.items()
+        config = cast("dict[str, Any]", raw or {})
+        if mode == "in_process":
+            return InProcessExecutor(retries=RetryMode.ENABLED, marker_to_close=None)
+        return StepDelegatingExecutor(
+            DaskStepHandler(config["scheduler"]),
+            retries=RetryMode.ENABLED,
+            max_concurrent=config.get("max_concurrent"),
+            sleep_seconds=0.2, check_step_health_interval_seconds=2)
+
+    return _executor
