@@ -4,18 +4,12 @@ Why not dagster-dask's `dask_executor`: with Dagster 1.13 it cannot submit a ste
 walks the task arguments as tuples and Dagster's records forbid iteration), and it plans the
 steps up front, so the dynamic evaluation shards could not fan out. Dagster's own
 StepDelegatingExecutor (the engine behind k8s_job_executor) does the orchestration: dynamic
-outputs, concurrency pools, retries, health checks. Dask only places each step's process on a
-worker, as Kubernetes places a pod: `dagster api execute_step` there, events straight to the
-shared (PostgreSQL) event log.
+outputs, concurrency pools, retries, health checks. Dask only places each step on a worker, as
+Kubernetes places a pod; the step's events go straight to the shared (PostgreSQL) event log.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -29,28 +23,29 @@ from dagster._core.executor.step_delegating import (
     StepHandler,
     StepHandlerContext,
 )
-
-WORKER_ENV = "LLMOPS_WORKER"  # the Dask worker's name, read by the step (shard metadata)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_worker() -> None:
-    # A SIGKILLed worker takes its step process with it: an orphan would go on calling the
-    # model while Dask runs the step again elsewhere.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+from dagster._core.instance import DagsterInstance
+from dagster._grpc.types import ExecuteStepArgs
+from dagster_shared.serdes import deserialize_value, serialize_value
 
 
-def run_step_on_worker(args: Sequence[str]) -> tuple[str, int]:
-    """Runs inside a Dask worker: the step as a child process; (worker name, exit code)."""
+def run_step_on_worker(serialized_args: str) -> str:
+    """Runs inside a Dask worker: one step, in the worker's own process; returns its name.
+
+    As dagster-dask did, in-process: the worker keeps the code location (and a loaded local
+    model) imported between steps instead of paying an interpreter start per step, and a
+    SIGKILLed worker takes its step with it. The events go to the shared event log.
+    """
+    from dagster._cli.api import _execute_step_command_body
     from distributed import get_worker
 
-    name = str(get_worker().name)
-    command = list(args)
-    if command and command[0] == "dagster":  # the worker's interpreter, whatever its PATH
-        command = [sys.executable, "-m", "dagster", *command[1:]]
-    done = subprocess.run(command, env={**os.environ, WORKER_ENV: name},
-                          preexec_fn=_die_with_worker, check=False)
-    return name, done.returncode
+    args = deserialize_value(serialized_args, ExecuteStepArgs)
+    with DagsterInstance.from_ref(args.instance_ref) as instance:  # type: ignore[arg-type]
+        run = instance.get_run_by_id(args.run_id)
+        if run is None:
+            raise RuntimeError(f"run {args.run_id} is not in the instance's run storage")
+        for _event in _execute_step_command_body(args, instance, run):
+            pass  # each event is already written to the event log
+    return str(get_worker().name)
 
 
 class DaskStepHandler(StepHandler):
@@ -84,8 +79,9 @@ class DaskStepHandler(StepHandler):
         step = self._key(step_handler_context)
         args = step_handler_context.execute_step_args
         # retries=0: a lost worker fails the step; Dagster's retry policy decides what next.
+        # The arguments go serialized: Dask walks tuples, which Dagster's records forbid.
         self._futures[step] = self._dask().submit(
-            run_step_on_worker, tuple(args.get_command_args()), key=f"{args.run_id}-{step}",
+            run_step_on_worker, serialize_value(args), key=f"{args.run_id}-{step}",
             pure=False, retries=0)
         yield DagsterEvent.step_worker_starting(
             step_handler_context.get_step_context(step),
@@ -102,11 +98,7 @@ class DaskStepHandler(StepHandler):
                 reason = repr(exc)
             return CheckStepHealthResult.unhealthy(f"the Dask task failed ({reason}): its "
                                                    "worker died or was stopped")
-        name, code = future.result()
-        if code != 0:
-            return CheckStepHealthResult.unhealthy(f"the step process on Dask worker {name} "
-                                                   f"exited with {code}")
-        return CheckStepHealthResult.healthy()
+        return CheckStepHealthResult.healthy()  # finished: its events tell how the step went
 
     def terminate_step(self, step_handler_context: StepHandlerContext) -> Iterator[DagsterEvent]:
         future = self._futures.pop(self._key(step_handler_context), None)
