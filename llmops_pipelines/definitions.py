@@ -16,7 +16,7 @@ from llmops_pipelines.defs import (
     rag,
     reporting,
 )
-from llmops_pipelines.defs.executors import llmops_executor
+from llmops_pipelines.defs.executors import executor_for
 from llmops_pipelines.defs.io import TablesIOManager
 from llmops_pipelines.defs.resources import LlmopsResource, endpoint_keys_resource
 
@@ -40,6 +40,7 @@ defs = dg.Definitions(
     sensors=automation.sensors(),
     schedules=automation.schedules(),
     # In-process on a laptop: the multiprocess executor re-imports the code per step (48 s vs
-    # 10 s here). With a Dask scheduler configured (the team profile), a step per Dask task.
-    executor=llmops_executor(default_dask=bool(os.environ.get("LLMOPS_DASK_SCHEDULER"))),
+    # 10 s here). The team profile: a step per Dask task, or per Kubernetes pod; read as the
+    # code location loads, since every run of a deployment shares its executor.
+    executor=executor_for(os.environ),
 )

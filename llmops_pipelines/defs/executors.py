@@ -139,3 +139,21 @@ def llmops_executor(default_dask: bool) -> dg.ExecutorDefinition:
             sleep_seconds=0.2, check_step_health_interval_seconds=2)
 
     return _executor
+
+
+ENDPOINT_TAG = "llmops/endpoint"  # on each evaluation shard op: its endpoint in models.yaml
+
+
+def executor_for(env: Mapping[str, str]) -> dg.ExecutorDefinition:
+    """The code location's executor: LLMOPS_EXECUTOR=k8s (a pod per step), else `llmops`
+    (Dask when LLMOPS_DASK_SCHEDULER is set, in-process otherwise)."""
+    if env.get("LLMOPS_EXECUTOR", "").strip().lower() == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ImportError("LLMOPS_EXECUTOR=k8s needs dagster-k8s==0.29.27 in the image "
+                              "(deploy/k8s/values.yaml)") from exc
+        # Within a run, at most 4 shards of one endpoint at once; pools limit across runs.
+        return k8s_job_executor.configured({"max_concurrent": 16, "tag_concurrency_limits": [
+            {"key": ENDPOINT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 4}]})
+    return llmops_executor(default_dask=bool(env.get("LLMOPS_DASK_SCHEDULER")))

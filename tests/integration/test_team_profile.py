@@ -1,0 +1,126 @@
+"""The whole lifecycle on the team profile, on real engines: Dagster on PostgreSQL, each step on
+a Dask worker process, our state in PostgreSQL, a Chroma server, tables on a shared folder, the
+endpoint a test server capped at 40 requests/s."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.test_lifecycle import lenient_gates
+from tests.support.openai_server import FakeOpenAIServer
+from tests.support.postgres import pg_bin
+from tests.support.team import TeamDeployment
+
+pytestmark = [
+    pytest.mark.team,
+    pytest.mark.skipif(pg_bin() is None, reason="no PostgreSQL server binaries (make install)"),
+    pytest.mark.timeout(900),
+]
+QUESTIONS, SHARD_QUESTIONS = 6, 3
+
+
+def _configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    lenient_gates(tmp_path, monkeypatch)
+    monkeypatch.setenv("LLMOPS_EVAL_LIMIT", str(QUESTIONS))
+    monkeypatch.setenv("LLMOPS_EVAL_SHARD_QUESTIONS", str(SHARD_QUESTIONS))
+    monkeypatch.setenv("LLMOPS_EVAL_CONCURRENCY", "2")
+
+
+def _shard_workers(run_id: str) -> dict[str, str]:
+    """Step key -> the Dask worker its output metadata names, for the evaluation shards."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    found = {}
+    with DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_OUTPUT):
+            data = record.dagster_event.event_specific_data if record.dagster_event else None
+            worker = data.metadata.get("worker") if data is not None else None
+            if worker is not None and record.step_key:
+                found[record.step_key] = str(worker.value)
+    return found
+
+
+def _chat_bodies(server: FakeOpenAIServer) -> Counter[str]:
+    return Counter(repr(body.get("messages")) for key, body in server.requests if key == "chat")
+
+
+def _rows(team: TeamDeployment) -> pd.DataFrame:
+    return pd.read_parquet(team.tables / "evaluation_rows.parquet")
+
+
+def test_team_lifecycle_on_postgres_dask_and_chroma_server(tmp_path, monkeypatch) -> None:
+    with FakeOpenAIServer(rate_limit_rps=40) as server, \
+            TeamDeployment(tmp_path, monkeypatch, server) as team:
+        _configure(monkeypatch, tmp_path)
+        done = team.materialize()
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+
+        # Dagster's runs and events are in PostgreSQL.
+        with team.connect("dagster") as conn:
+            runs = conn.execute(sa.text("SELECT run_id FROM runs")).scalars().all()
+            events = conn.execute(sa.text("SELECT COUNT(*) FROM event_logs WHERE run_id = :r"),
+                                  {"r": runs[0]}).scalar_one()
+        assert len(runs) == 1 and events > 50
+
+        # The shards ran as separate steps on both worker processes.
+        workers = _shard_workers(runs[0])
+        rows = _rows(team)
+        candidates = rows["candidate_id"].nunique()
+        assert len(workers) == candidates * (QUESTIONS // SHARD_QUESTIONS), workers
+        assert len(set(workers.values())) == 2, workers
+
+        # Every question x candidate exactly once; each answer asked of the endpoint once.
+        assert rows["row_id"].is_unique and len(rows) == QUESTIONS * candidates
+        assert rows.groupby("candidate_id")["qa_id"].nunique().eq(QUESTIONS).all()
+        asked = _chat_bodies(server)
+        assert max(asked.values()) == 1, asked.most_common(2)
+        assert not list((Path(os.environ["LLMOPS_HOME"]) / "tables").glob("*.parquet"))
+
+        # Our registry and call cache are in PostgreSQL, nothing in SQLite under LLMOPS_HOME.
+        with team.connect("llmops") as conn:
+            cached = conn.execute(sa.text("SELECT COUNT(*) FROM calls")).scalar_one()
+            history = conn.execute(sa.text("SELECT COUNT(*) FROM history")).scalar_one()
+        assert cached >= len(rows) and history >= 1
+        assert not list(Path(os.environ["LLMOPS_HOME"]).glob("*.sqlite"))
+
+        # A second run of the whole lifecycle calls no model at all.
+        before = sum(server.counts.values())
+        again = team.materialize()
+        assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+        assert sum(server.counts.values()) == before, server.counts
+
+
+def test_killed_worker_mid_evaluation_rebills_no_finished_row(tmp_path, monkeypatch) -> None:
+    # Slow answers, so the kill lands while shards are answering.
+    with FakeOpenAIServer(rate_limit_rps=40, route_latency_s={"chat": 0.4}) as server, \
+            TeamDeployment(tmp_path, monkeypatch, server) as team:
+        _configure(monkeypatch, tmp_path)
+        run = team.materialize(background=True)
+        deadline = time.monotonic() + 400
+        while server.counts["chat"] < 6 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert run.poll() is None, "the run ended before the evaluation started"
+        victim = sorted(team.worker_pids().values())[0]
+        os.kill(victim, signal.SIGKILL)
+        output, _ = run.communicate(timeout=600)
+        first = _chat_bodies(server)
+
+        # Failed or retried, the re-run finishes the lifecycle and re-asks only what was in
+        # flight when the worker died (answered by the server, never returned to the worker).
+        again = team.materialize()
+        assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+        both = _chat_bodies(server)
+        rebilled = sum(1 for body, n in both.items() if n > 1)
+        assert rebilled <= 2, (rebilled, output[-2000:])  # LLMOPS_EVAL_CONCURRENCY in flight
+        rows = _rows(team)
+        assert rows["row_id"].is_unique and len(rows) == QUESTIONS * rows["candidate_id"].nunique()
+        assert len(first) > 0
