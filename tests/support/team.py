@@ -59,7 +59,7 @@ class TeamDeployment:
             self.monkeypatch.setenv(name, value)
         # Worker processes are spawned now and inherit the environment set above.
         self.cluster = self._stack.enter_context(LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None))
+            n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=":0"))
         self.monkeypatch.setenv("LLMOPS_DASK_SCHEDULER", self.cluster.scheduler_address)
         return self
 
