@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -89,6 +90,19 @@ def shared_engine(url: str, *, migrate: bool = True) -> sa.Engine:
             apply_migrations(engine)
             _migrated.add(url)
         return engine
+
+
+def _after_fork_in_child() -> None:
+    # A forked worker must not use its parent's pooled sockets (two processes on one
+    # connection corrupt its protocol): drop them without closing them for the parent. The
+    # lock may have been held by a parent thread that does not exist here: a new one.
+    global _lock
+    _lock = threading.Lock()
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def dispose_all() -> None:

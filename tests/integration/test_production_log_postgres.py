@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -17,13 +18,16 @@ from pathlib import Path
 import dagster as dg
 import openai
 import pytest
+import sqlalchemy as sa
 
 from llmops_pipelines.definitions import defs
 from llmops_pipelines.monitoring.cursor import MonitorCursor
 from llmops_pipelines.promotion.registry import Registry
 from llmops_pipelines.prompts import load_prompts
 from llmops_pipelines.serving.production_log import ProductionLog
+from llmops_pipelines.serving.production_log_pg import APPEND_LOCK
 from llmops_pipelines.settings import Settings
+from llmops_pipelines.state.engine import shared_engine
 from tests.integration.test_serving import TOKEN, free_port, metadata, monitor
 from tests.support.postgres import PostgresServer, pg_bin
 
@@ -120,3 +124,32 @@ def test_two_servers_one_log(database, isolated_home, tmp_path, monkeypatch) -> 
                                            messages=[{"role": "user", "content": "Hi?"}])
         later = monitor()
         assert metadata(later)["exchanges"] == 1
+
+
+def test_ids_become_visible_in_order(database) -> None:
+    """An append that started first (took its id) holds the later ones back until it commits,
+    so a reader that saved cursor N never meets a row < N committing afterwards."""
+    log = ProductionLog.from_settings(Settings.from_env())
+    log.append({"type": "feedback", "id": "chatcmpl-0", "at": 1.0, "rating": 1})
+    engine = shared_engine(database)
+    with engine.connect() as slow:  # an appender stalled between its INSERT and its COMMIT
+        slow.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK})
+        slow.execute(sa.text("INSERT INTO production_log (kind, record) VALUES ('feedback', "
+                             "'{\"type\": \"feedback\", \"id\": \"chatcmpl-1\", \"at\": 2, "
+                             "\"rating\": -1}')"))
+        later = threading.Thread(target=log.append, args=(
+            {"type": "feedback", "id": "chatcmpl-2", "at": 3.0, "rating": 1},))
+        later.start()
+        later.join(1.0)
+        assert later.is_alive()  # queued behind the stalled one, its id not yet taken
+        first = log.read_since(0)
+        assert [f["id"] for f in first.feedback] == ["chatcmpl-0"]
+        slow.commit()
+    later.join(30)
+    rest = log.read_since(first.end)
+    assert [f["id"] for f in rest.feedback] == ["chatcmpl-1", "chatcmpl-2"]
+    with engine.begin() as conn:  # a bad row is rejected with its reason and row id
+        conn.execute(sa.text("INSERT INTO production_log (kind, record) VALUES ('x', 'not json')"))
+    bad = log.read_since(rest.end)
+    assert bad.rejects[0]["line"] == rest.end + 1 and "not JSON" in bad.rejects[0]["reason"]
+    assert bad.end == rest.end + 1 and log.version() == str(bad.end)

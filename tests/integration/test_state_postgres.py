@@ -83,6 +83,22 @@ def test_concurrent_puts_of_the_same_keys(url: str) -> None:
     assert sorted(rows) == sorted((k, 1) for k in KEYS)
 
 
+def _use_inherited_cache(url: str) -> None:
+    cache = CallCache.from_settings(settings_for(url))
+    assert cache.get("parent") == {"v": 1}
+    cache.put("child", "chat", {"v": 2})
+
+
+def test_a_forked_worker_does_not_share_its_parents_connections(url: str) -> None:
+    cache = CallCache.from_settings(settings_for(url))
+    cache.put("parent", "chat", {"v": 1})
+    child = multiprocessing.get_context("fork").Process(target=_use_inherited_cache, args=(url,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert cache.get_many(["parent", "child"]) == {"parent": {"v": 1}, "child": {"v": 2}}
+
+
 def test_registry_promote_rollback_history(url: str) -> None:
     registry = Registry.from_settings(settings_for(url))
     assert registry.get() is None and registry.history() == []
