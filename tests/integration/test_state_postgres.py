@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import socket
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +28,7 @@ from tests.support.postgres import PostgresServer, pg_bin
 
 pytestmark = [pytest.mark.team,
               pytest.mark.skipif(pg_bin() is None, reason="no PostgreSQL server binaries")]
+REPO = Path(__file__).resolve().parents[2]
 VERSIONS = {"index": "idx", "data": "data"}
 KEYS = [f"key-{i}" for i in range(40)]
 
@@ -185,3 +192,44 @@ def test_a_missing_driver_is_named(pg: PostgresServer) -> None:
     with pytest.raises(LlmopsError, match="LLMOPS_DATABASE_URL=.*no driver") as caught:
         create_engine("postgresql+nosuchdriver://u:sentinel-pw-123@127.0.0.1:1/x")
     assert "sentinel-pw-123" not in str(caught.value)
+
+
+# The child promotes B over A and stops dead at `stop`, where the test SIGKILLs it.
+CHILD = textwrap.dedent("""
+    import sys, time
+    from llmops_pipelines.promotion.registry import Registry
+    from llmops_pipelines.settings import Settings
+
+    url, stop = sys.argv[1], sys.argv[2]
+
+    def hook(step):
+        if step == stop:
+            print(step, flush=True)
+            time.sleep(600)
+
+    Registry.from_settings(Settings.from_env({"LLMOPS_DATABASE_URL": url}), step_hook=hook).promote(
+        {"candidate_id": "B", "prompt_name": "p", "model": "m", "quality": 0.9},
+        {"index": "idx", "data": "data"}, reason="B is better", actor="ci",
+        rows=[{"qa_id": "q1", "quality": 0.9}])
+""")
+
+
+@pytest.mark.parametrize("stop", ["registered", "alias-moved", "history-written"])
+def test_a_promotion_killed_midway_keeps_the_old_champion(url: str, stop: str) -> None:
+    registry = Registry.from_settings(settings_for(url))
+    registry.promote(summary("A"), VERSIONS, reason="first", actor="ci")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, url, stop], cwd=REPO,
+                             stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == stop
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
+    # The server rolled the dead session's transaction back and released its table lock.
+    assert registry.get().candidate_id == "A" and registry.find("B") is None
+    assert [h["reason"] for h in registry.history()] == ["first"]
+    registry.promote(summary("C"), VERSIONS, reason="next", actor="ci")  # not blocked
+    assert registry.get().candidate_id == "C"
