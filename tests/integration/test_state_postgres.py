@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from llmops_pipelines.cli import main as llmops_main
 from llmops_pipelines.errors import LlmopsError
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.promotion.registry import Registry
@@ -24,6 +26,7 @@ from llmops_pipelines.settings import Settings
 from llmops_pipelines.state import tables
 from llmops_pipelines.state.engine import create_engine, shared_engine
 from llmops_pipelines.state.migrations import MIGRATIONS, current_version, migrate
+from llmops_pipelines.status import status
 from tests.support.postgres import PostgresServer, pg_bin
 
 pytestmark = [pytest.mark.team,
@@ -233,3 +236,20 @@ def test_a_promotion_killed_midway_keeps_the_old_champion(url: str, stop: str) -
     assert [h["reason"] for h in registry.history()] == ["first"]
     registry.promote(summary("C"), VERSIONS, reason="next", actor="ci")  # not blocked
     assert registry.get().candidate_id == "C"
+
+
+def test_the_cli_reads_and_rolls_back_the_shared_registry(url: str, isolated_home: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LLMOPS_DATABASE_URL", url)
+    registry = Registry.from_settings(Settings.from_env())
+    registry.promote(summary("A"), VERSIONS, reason="first", actor="ci")
+    registry.promote(summary("B"), VERSIONS, reason="second", actor="ci")
+    assert status(Settings.from_env())["champion"]["id"] == "B"
+    assert llmops_main(["rollback", "--reason", "bad answers"]) == 0
+    assert llmops_main(["history", "--json"]) == 0
+    events = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert [(e["action"], e["candidate_id"]) for e in events][:2] == [("rollback", "A"),
+                                                                       ("promote", "B")]
+    assert status(Settings.from_env())["champion"]["id"] == "A"
+    assert not (isolated_home / "registry.sqlite").exists()  # nothing went to SQLite
