@@ -46,7 +46,7 @@ def _snapshot(settings: Settings, alias: str) -> None:
     from llmops_pipelines.promotion.deploy import snapshot_prompt
     from llmops_pipelines.promotion.registry import Registry
 
-    deployment = Registry(settings.registry_path).get(alias)
+    deployment = Registry.from_settings(settings).get(alias)
     if deployment is not None:
         try:
             snapshot_prompt(settings, deployment)
@@ -57,7 +57,7 @@ def _snapshot(settings: Settings, alias: str) -> None:
 def _rollback(args: argparse.Namespace) -> int:
     from llmops_pipelines.promotion.registry import Registry
 
-    registry = Registry(Settings.from_env().registry_path)
+    registry = Registry.from_settings(Settings.from_env())
     registry.rollback(args.alias, reason=args.reason)
     now = registry.get(args.alias)
     print(f"{args.alias}: back to {now.candidate_id} ({now.deployment_id})" if now else "none")
@@ -68,8 +68,7 @@ def _history(args: argparse.Namespace) -> int:
     from llmops_pipelines.promotion.deploy import render_history
     from llmops_pipelines.promotion.registry import Registry
 
-    events = Registry(Settings.from_env().home / "registry.sqlite",
-                      read_only=True).history(args.limit)
+    events = Registry.from_settings(Settings.from_env(), read_only=True).history(args.limit)
     print(json.dumps(events, indent=2) if args.json else render_history(events))
     return 0
 

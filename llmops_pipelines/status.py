@@ -23,7 +23,7 @@ def _clean(value: Any) -> Any:
 def status(settings: Settings) -> dict[str, Any]:
     """The champion, each candidate's latest metrics, and the versions they were built from."""
     # Reads only: nothing is created, so a read-only (or never used) LLMOPS_HOME still reports.
-    champion = Registry(settings.home / "registry.sqlite", read_only=True).get("champion")
+    champion = Registry.from_settings(settings, read_only=True).get("champion")
     tables = settings.home / "tables"
     summary_path = tables / "evaluation_summary.parquet"
     decision_path = tables / "promotion_decision.json"

@@ -59,7 +59,7 @@ def curated(context: dg.AssetExecutionContext, llmops: LlmopsResource):
     """Ingest LLMOPS_DATASETS_DIR; nothing is dropped without a row in curation_rejects."""
     folder = llmops.settings.datasets_dir
     context.log.info(f"curating {folder}")
-    cache = CallCache(llmops.settings.cache_path)
+    cache = CallCache.from_settings(llmops.settings)
     try:
         result = curation.curate(folder, synthesize=_synthesize(llmops, cache))
     finally:

@@ -58,7 +58,7 @@ def prompt_playground(context: dg.AssetExecutionContext, config: PlaygroundConfi
     prompts = llmops.prompts()
     tasks = build_tasks(cross(prompts, [settings.chat_model]), qa, contexts, llmops.run_defaults(),
                         rag_index["index_version"], provider.cache_namespace)
-    cache = CallCache(settings.cache_path)
+    cache = CallCache.from_settings(settings)
     try:
         rows = playground.run_playground(tasks, provider, cache)
     finally:

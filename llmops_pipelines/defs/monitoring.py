@@ -6,17 +6,17 @@ import pandas as pd
 from llmops_pipelines.defs.metadata import markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.monitoring import production
+from llmops_pipelines.monitoring.cursor import MonitorCursor
 from llmops_pipelines.promotion.gates import Gates
-from llmops_pipelines.serving.production_log import read_since
+from llmops_pipelines.serving.production_log import ProductionLog
 
 GROUP = "monitoring"
 
 @dg.observable_source_asset(group_name=GROUP)
 def production_log(llmops: LlmopsResource) -> dg.DataVersion:
     """Every served exchange and feedback, appended by `llmops serve`; observed, never written here."""
-    path = llmops.settings.production_log_path
-    # An append-only file: its size is its version.
-    return dg.DataVersion(str(path.stat().st_size if path.exists() else 0))
+    # Append-only: its size (a file) or last row id (a table) is its version.
+    return dg.DataVersion(ProductionLog.from_settings(llmops.settings).version())
 
 MONITOR_CHECKS = [dg.AssetCheckSpec(f"monitor_{metric}", asset="production_monitoring",
                                     description=f"served traffic's {metric} within its gate in "
@@ -29,8 +29,8 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
                           curated_qa: pd.DataFrame):
     """Scores the traffic logged since the last run with the offline metrics; checks its gates."""
     settings = llmops.settings
-    cursor_path = settings.home / "monitoring" / "cursor.json"
-    window = read_since(settings.production_log_path, production.load_cursor(cursor_path))
+    log, cursor = ProductionLog.from_settings(settings), MonitorCursor(settings)
+    window = log.read_since(cursor.load())
     provider = llmops.provider
     chosen = production.sample(window.exchanges, settings.monitor_sample)
     scored = production.score(window.exchanges, {e["id"] for e in chosen}, llmops.embedder.embed,
@@ -50,7 +50,7 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
     results = production.checks(summary, gates)
     yield dg.Output(scored, metadata={
         **{k: (float(v) if isinstance(v, float) else v) for k, v in summary.items()},
-        "log_bytes": f"{window.start}..{window.end}", "rejected_lines": len(window.rejects),
+        f"log_{log.cursor_unit}": f"{window.start}..{window.end}", "rejected_lines": len(window.rejects),
         "checks": dg.MetadataValue.md(markdown_table(pd.DataFrame(
             [{"metric": r.metric, "passed": r.passed, "why": r.description} for r in results]))),
         "preview": preview(scored[["exchange_id", "question", "groundedness", "harm",
@@ -60,4 +60,4 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
         yield dg.AssetCheckResult(check_name=f"monitor_{r.metric}", passed=r.passed,
                                   description=r.description)
     # Only once the scores are stored: a failed run re-reads the same window next time.
-    production.save_cursor(cursor_path, window.end)
+    cursor.save(window.end)

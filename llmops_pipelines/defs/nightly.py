@@ -78,7 +78,7 @@ def _contenders(llmops: LlmopsResource, candidates: pd.DataFrame, evaluation_row
     objects = _candidate_objects(llmops, candidates, finetuned_model, documents, log)
     baselines = {(str(cid), "eval"): drift.Baseline("evaluation_rows", group)
                  for cid, group in evaluation_rows.groupby("candidate_id")}
-    registry = Registry(llmops.settings.registry_path)
+    registry = Registry.from_settings(llmops.settings)
     champion = registry.get("champion")
     if champion is not None and champion.candidate_id not in set(candidates["candidate_id"]):
         try:
@@ -132,7 +132,7 @@ def nightly_reevaluation(context: dg.AssetExecutionContext, llmops: LlmopsResour
     contexts = _contexts(llmops, qa, objects)
     versions = {"data": data_version(curated_documents, curated_qa),
                 "index": rag_index["index_version"]}
-    cache = CallCache(settings.cache_path)
+    cache = CallCache.from_settings(settings)
     ctx = dataclasses.replace(_run_context(settings, llmops, cache, versions, context.log,
                                            objects),
                               cache_salt=drift.cache_salt(date),

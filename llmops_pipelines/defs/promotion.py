@@ -105,7 +105,7 @@ def promotion_decision(context: dg.AssetExecutionContext, llmops: LlmopsResource
     """The best candidate vs the gates and the champion; one red check per gate that stops it."""
     settings = llmops.settings
     gates = Gates.load(settings.assets_dir / "gates.yaml", settings.provider)
-    registry = Registry(settings.registry_path)
+    registry = Registry.from_settings(settings)
     summaries = {s["candidate_id"]: s for s in evaluation_summary.to_dict("records")}
     rows_by = {str(cid): group for cid, group in evaluation_rows.groupby("candidate_id")}
     champion = champion_contender(registry, evaluation_summary, evaluation_rows)
@@ -141,7 +141,7 @@ def promotion_decision(context: dg.AssetExecutionContext, llmops: LlmopsResource
 def champion(context: dg.AssetExecutionContext, llmops: LlmopsResource, promotion_decision: dict,
              evaluation_summary: pd.DataFrame, evaluation_rows: pd.DataFrame) -> dg.Output[dict]:
     """Moves the registry's champion alias on a promote decision; otherwise says why not."""
-    registry = Registry(llmops.settings.registry_path)
+    registry = Registry.from_settings(llmops.settings)
     decision = promotion_decision
     reasons = "; ".join(decision["reasons"])
     # Every gate passed is part of a promote decision already; checked again before moving.

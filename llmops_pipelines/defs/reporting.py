@@ -29,7 +29,7 @@ def evaluation_report(context: dg.AssetExecutionContext, llmops: LlmopsResource,
     the registry's champion (paired bootstrap). Works offline: nothing is loaded from anywhere."""
     settings = llmops.settings
     # Read only: building a report never creates or changes the registry.
-    registry = Registry(settings.registry_path, read_only=True)
+    registry = Registry.from_settings(settings, read_only=True)
     champion = champion_contender(registry, evaluation_summary, evaluation_rows)
     deployment = registry.get("champion")
     gates = Gates.load(settings.assets_dir / "gates.yaml", settings.provider)

@@ -13,7 +13,7 @@ from llmops_pipelines.errors import LlmopsError, PromptError
 from llmops_pipelines.promotion.decide import Contender, decide
 from llmops_pipelines.promotion.gates import Gates
 from llmops_pipelines.promotion.paired_bootstrap import keep_rows, rows_frame
-from llmops_pipelines.promotion.registry import Deployment, Registry
+from llmops_pipelines.promotion.registry import Deployment, Registry, RegistryApi
 from llmops_pipelines.promotion.report import decision_record
 from llmops_pipelines.prompts import (
     Prompt,
@@ -26,7 +26,7 @@ from llmops_pipelines.prompts import (
 from llmops_pipelines.settings import Settings
 
 
-def champion_contender(registry: Registry, summaries: pd.DataFrame, rows: pd.DataFrame,
+def champion_contender(registry: RegistryApi, summaries: pd.DataFrame, rows: pd.DataFrame,
                        alias: str = "champion") -> Contender | None:
     """The alias's deployment, paired on today's eval rows when it was re-evaluated, else stored ones."""
     current = registry.get(alias)
@@ -64,7 +64,7 @@ def promote_candidate(settings: Settings, key: str, reason: str, *, alias: str =
     cid = _match(summary_frame["candidate_id"].tolist(), key)
     summary = summary_frame[summary_frame["candidate_id"] == cid].iloc[0].to_dict()
     rows = rows_all[rows_all["candidate_id"] == cid]
-    registry = Registry(settings.registry_path)
+    registry = Registry.from_settings(settings)
     champion = champion_contender(registry, summary_frame, rows_all, alias)
     versions = {"data": str(rows["data_version"].iloc[0]), "index": str(rows["index_version"].iloc[0])}
     gates = Gates.load(settings.assets_dir / "gates.yaml", settings.provider)

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmops_pipelines.errors import LlmopsError
-from llmops_pipelines.hashing import content_hash
+from llmops_pipelines.promotion.registry_rules import (
+    Deployment,
+    RegistryApi,
+    deployment_values,
+    history_item,
+    rollback_target,
+)
+from llmops_pipelines.promotion.registry_rules import (
+    actor as _actor,
+)
+from llmops_pipelines.promotion.registry_rules import (
+    to_json as _json,
+)
+
+if TYPE_CHECKING:
+    from llmops_pipelines.settings import Settings
+
+__all__ = ["Deployment", "Registry", "RegistryApi"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -34,44 +47,7 @@ _HISTORY = ("INSERT INTO history (at, action, alias, deployment_id, previous_dep
             "reason, metrics) VALUES (?,?,?,?,?,?,?,?)")
 
 
-@dataclass(frozen=True)
-class Deployment:
-    deployment_id: str
-    candidate_id: str
-    prompt_name: str
-    prompt_version: str
-    model: str
-    params: str
-    index_version: str
-    data_version: str
-    summary: dict[str, Any]
-    created_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def _json(value: Any) -> str:
-    # JSON has no NaN: an unscored metric is stored as null, never as a made-up number.
-    def clean(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        if isinstance(v, float) and math.isnan(v):
-            return None
-        return v
-    return json.dumps(clean(value), default=float)
-
-
-class Registry:
+class Registry(RegistryApi):
     """Aliases (champion, challenger) over immutable deployments, with who/when/why."""
 
     def __init__(self, path: Path, *, step_hook: Callable[[str], None] | None = None,
@@ -94,6 +70,18 @@ class Registry:
                 conn.execute("ALTER TABLE history ADD COLUMN metrics TEXT")
                 conn.commit()
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> RegistryApi:
+        """The run's registry: PostgreSQL at LLMOPS_DATABASE_URL when set, else SQLite."""
+        if settings.database_url:
+            from llmops_pipelines.promotion.registry_pg import PostgresRegistry
+
+            return PostgresRegistry(settings.database_url, **kwargs)
+        # Read only: settings.home, not registry_path, which would create the folder.
+        path = settings.home / "registry.sqlite" if kwargs.get("read_only") \
+            else settings.registry_path
+        return cls(path, **kwargs)
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         # BEGIN IMMEDIATE takes the write lock up front: a crash mid-change rolls back whole.
@@ -109,25 +97,9 @@ class Registry:
 
     def register(self, conn: sqlite3.Connection, summary: dict[str, Any],
                  versions: dict[str, str]) -> str:
-        deployment_id = "dep-" + content_hash(summary["candidate_id"], versions.get("index", ""),
-                                              versions.get("data", ""), length=12)
-        conn.execute(
-            "INSERT OR IGNORE INTO deployments VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (deployment_id, summary["candidate_id"], summary.get("prompt_name"),
-             summary.get("prompt_version"), summary.get("model"), summary.get("params", "{}"),
-             versions.get("index", ""), versions.get("data", ""), _json(summary), time.time()))
-        return deployment_id
-
-    def promote(self, summary: dict[str, Any], versions: dict[str, str], *, reason: str,
-                alias: str = "champion", actor: str | None = None,
-                rows: list[dict[str, Any]] | None = None,
-                metrics: dict[str, Any] | None = None) -> str:
-        """Register the candidate and move the alias to it, atomically, with its evidence."""
-        deployment_id, moved = self.promote_once(summary, versions, reason=reason, alias=alias,
-                                                 actor=actor, rows=rows, metrics=metrics)
-        if not moved:
-            raise LlmopsError(f"{summary['candidate_id']} ({deployment_id}) already is "
-                              f"the {alias}")
+        values = deployment_values(summary, versions)
+        conn.execute("INSERT OR IGNORE INTO deployments VALUES (?,?,?,?,?,?,?,?,?,?)", values)
+        deployment_id: str = values[0]
         return deployment_id
 
     def promote_once(self, summary: dict[str, Any], versions: dict[str, str], *, reason: str,
@@ -169,19 +141,9 @@ class Registry:
                  actor: str | None = None) -> str:
         """Point the alias at the champion before the current one, walking back through history."""
         with self._tx() as conn:
-            # Replay the alias's moves: a promotion pushes, a rollback pops. Repeated rollbacks
-            # therefore walk back A <- B <- C instead of toggling between the last two.
-            stack: list[str] = []
-            for action, deployment_id in conn.execute(
-                    "SELECT action, deployment_id FROM history WHERE alias = ? AND action IN "
-                    "('promote', 'rollback') ORDER BY id", (alias,)):
-                if action == "promote":
-                    stack.append(deployment_id)
-                elif stack:
-                    stack.pop()
-            if len(stack) < 2:
-                raise LlmopsError(f"alias {alias!r} has no previous deployment to roll back to")
-            current, target = stack[-1], stack[-2]
+            current, target = rollback_target(alias, conn.execute(
+                "SELECT action, deployment_id FROM history WHERE alias = ? AND action IN "
+                "('promote', 'rollback') ORDER BY id", (alias,)))
             conn.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
                          (alias, target, time.time()))
             self._step("alias-moved")
@@ -224,9 +186,7 @@ class Registry:
             row = conn.execute(sql, args).fetchone() if conn is not None else None
         if row is None:
             return None
-        names = [f.name for f in fields(Deployment)]
-        return Deployment(**dict(zip(names[:8], row[:8], strict=True)), summary=json.loads(row[8]),
-                          created_at=row[9])
+        return Deployment.from_row(row)
 
     def rows(self, deployment_id: str) -> list[dict[str, Any]] | None:
         """The per-question evaluation rows kept with a deployment, if any."""
@@ -245,9 +205,4 @@ class Registry:
             rows = conn.execute("SELECT h.*, d.candidate_id FROM history h LEFT JOIN deployments d "
                                 "USING (deployment_id) ORDER BY h.id DESC LIMIT ?",
                                 (limit,)).fetchall()
-        out = []
-        for r in rows:
-            item = dict(r)
-            item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else None
-            out.append(item)
-        return out
+        return [history_item(dict(r)) for r in rows]

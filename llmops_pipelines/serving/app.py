@@ -5,10 +5,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,7 +17,7 @@ from starlette.routing import Route
 
 from llmops_pipelines.errors import LlmopsError, ProviderError
 from llmops_pipelines.serving.champion_app import ChampionApp, NoChampionError, exchange_record
-from llmops_pipelines.serving.production_log import ProductionLog
+from llmops_pipelines.serving.log_records import LogStore
 
 log = logging.getLogger(__name__)
 RATINGS = {"up": 1, "down": -1, "1": 1, "-1": -1}
@@ -28,47 +26,6 @@ MAX_BODY_BYTES = 1 << 20  # LLMOPS_SERVE_MAX_BODY_BYTES
 
 class BodyTooLarge(Exception):
     """A request body over the limit: answered 413 before it is read whole."""
-
-
-class ServedIds:
-    """The exchange ids in the production log: feedback may rate only what was served.
-
-    The log is the record, so ids served before a restart (or by another process writing the
-    same log) count; it is read incrementally from where the last lookup stopped.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path, self._offset, self._ids = Path(path), 0, set[str]()
-        self._lock = threading.Lock()
-
-    def add(self, exchange_id: str) -> None:
-        with self._lock:
-            self._ids.add(exchange_id)
-
-    def __contains__(self, exchange_id: object) -> bool:
-        with self._lock:
-            if exchange_id in self._ids:
-                return True
-            self._catch_up()
-            return exchange_id in self._ids
-
-    def _catch_up(self) -> None:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as f:
-            if self._offset > self.path.stat().st_size:  # rotated: read the new file whole
-                self._offset = 0
-            f.seek(self._offset)
-            for raw in f:
-                if not raw.endswith(b"\n"):
-                    break  # a line still being written: read it next time
-                self._offset += len(raw)
-                try:
-                    record = json.loads(raw)
-                except ValueError:
-                    continue  # monitoring reports unreadable lines; here they rate nothing
-                if isinstance(record, dict) and record.get("type") == "exchange":
-                    self._ids.add(str(record.get("id")))
 
 
 def _error(status: int, message: str, code: str, type_: str = "invalid_request_error") -> JSONResponse:
@@ -88,11 +45,11 @@ def _question(body: Any) -> str | None:
     return None
 
 
-def create_app(app: ChampionApp, token: str, production_log: ProductionLog, *,
+def create_app(app: ChampionApp, token: str, production_log: LogStore, *,
                max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
     """The ASGI app; every route but /health needs `Authorization: Bearer <token>`."""
     expected = f"Bearer {token}".encode()
-    served_ids = ServedIds(production_log.path)
+    served_ids = production_log.served_ids()
 
     def authorised(request: Request) -> bool:
         given = request.headers.get("authorization", "").encode()

@@ -46,7 +46,7 @@ class ChampionApp:
 
     def __init__(self, settings: Settings, provider: Provider | None = None) -> None:
         self.settings = settings
-        self.registry = Registry(settings.registry_path)
+        self.registry = Registry.from_settings(settings)
         self.provider = provider or make_provider(settings)
         self._index: ChromaIndex | None = None
         self._prompts: dict[str, Prompt] = {}

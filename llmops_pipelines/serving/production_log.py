@@ -9,25 +9,55 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EXCHANGE, FEEDBACK = "exchange", "feedback"
-_REQUIRED = {EXCHANGE: ("id", "at", "question", "answer", "contexts", "model"),
-             FEEDBACK: ("id", "at", "rating")}
+from llmops_pipelines.serving.log_records import (
+    EXCHANGE,
+    FEEDBACK,
+    LogStore,
+    LogWindow,
+    ServedLookup,
+    encode,
+)
+from llmops_pipelines.settings import Settings
+
+__all__ = ["EXCHANGE", "FEEDBACK", "LogStore", "LogWindow", "ProductionLog", "ServedIds",
+           "read_since"]
 
 
 class ProductionLog:
     """Appends records from many request threads without interleaving lines."""
 
+    cursor_unit = "bytes"
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.where = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
+    @staticmethod
+    def from_settings(settings: Settings) -> LogStore:
+        """The log `llmops serve` writes: the table in LLMOPS_DATABASE_URL when set, else JSONL."""
+        if settings.database_url:
+            from llmops_pipelines.serving.production_log_pg import PostgresProductionLog
+
+            return PostgresProductionLog(settings.database_url)
+        return ProductionLog(settings.production_log_path)
+
+    def read_since(self, cursor: int) -> LogWindow:
+        return read_since(self.path, cursor)
+
+    def version(self) -> str:
+        """Changes whenever a record is appended: an append-only file's size."""
+        return str(self.path.stat().st_size if self.path.exists() else 0)
+
+    def served_ids(self) -> ServedLookup:
+        return ServedIds(self.path)
+
     def append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, ensure_ascii=False, default=float) + "\n").encode("utf-8")
+        line = (encode(record) + "\n").encode("utf-8")
         with self._lock:
             # One write on an O_APPEND descriptor: a reader never sees half of a line that a
             # later line follows, and a crash loses at most the unterminated tail.
@@ -38,15 +68,45 @@ class ProductionLog:
                 os.close(fd)
 
 
-@dataclass
-class LogWindow:
-    """The complete records after a cursor, bad lines with their reasons, and the next cursor."""
+class ServedIds:
+    """The exchange ids in the production log: feedback may rate only what was served.
 
-    exchanges: list[dict[str, Any]] = field(default_factory=list)
-    feedback: list[dict[str, Any]] = field(default_factory=list)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
-    start: int = 0
-    end: int = 0
+    The log is the record, so ids served before a restart (or by another process writing the
+    same log) count; it is read incrementally from where the last lookup stopped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._offset, self._ids = Path(path), 0, set[str]()
+        self._lock = threading.Lock()
+
+    def add(self, exchange_id: str) -> None:
+        with self._lock:
+            self._ids.add(exchange_id)
+
+    def __contains__(self, exchange_id: object) -> bool:
+        with self._lock:
+            if exchange_id in self._ids:
+                return True
+            self._catch_up()
+            return exchange_id in self._ids
+
+    def _catch_up(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as f:
+            if self._offset > self.path.stat().st_size:  # rotated: read the new file whole
+                self._offset = 0
+            f.seek(self._offset)
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    break  # a line still being written: read it next time
+                self._offset += len(raw)
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    continue  # monitoring reports unreadable lines; here they rate nothing
+                if isinstance(record, dict) and record.get("type") == EXCHANGE:
+                    self._ids.add(str(record.get("id")))
 
 
 def read_since(path: Path, offset: int) -> LogWindow:
@@ -64,20 +124,7 @@ def read_since(path: Path, offset: int) -> LogWindow:
     window = LogWindow(start=offset, end=offset + len(complete))
     line_no = 1 + _lines_before(path, offset)
     for i, raw in enumerate(complete.splitlines()):
-        where = {"path": str(path), "line": line_no + i, "raw": raw[:300].decode("utf-8", "replace")}
-        try:
-            record = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            window.rejects.append({**where, "reason": f"not JSON: {exc}"})
-            continue
-        kind = record.get("type") if isinstance(record, dict) else None
-        missing = [k for k in _REQUIRED.get(str(kind), ()) if k not in record]
-        if kind not in _REQUIRED or missing:
-            reason = f"unknown record type {kind!r}" if kind not in _REQUIRED \
-                else f"missing fields {missing}"
-            window.rejects.append({**where, "reason": reason})
-            continue
-        (window.exchanges if kind == EXCHANGE else window.feedback).append(record)
+        window.add(raw, {"path": str(path), "line": line_no + i})
     return window
 
 

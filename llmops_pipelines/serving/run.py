@@ -8,6 +8,7 @@ from typing import TextIO
 from llmops_pipelines.errors import SettingsError
 from llmops_pipelines.serving.production_log import ProductionLog
 from llmops_pipelines.settings import Settings
+from llmops_pipelines.state.engine import masked
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
@@ -25,11 +26,13 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     if port is not None and not 1 <= port <= 65535:
         raise SettingsError(f"--port {port} is out of range: expected 1..65535")
     host, port = host or settings.serve_host, port or settings.serve_port
-    app = create_app(ChampionApp(settings), settings.serve_token,
-                     ProductionLog(settings.production_log_path),
+    log = ProductionLog.from_settings(settings)
+    app = create_app(ChampionApp(settings), settings.serve_token, log,
                      max_body_bytes=settings.serve_max_body_bytes)
-    print(f"llmops serve: http://{host}:{port}/v1 (champion from {settings.registry_path}; "
-          f"log {settings.production_log_path})", flush=True)
+    # A database URL is shown with its password masked, never as given.
+    registry = masked(settings.database_url) if settings.database_url else settings.registry_path
+    print(f"llmops serve: http://{host}:{port}/v1 (champion from {registry}; "
+          f"log {log.where})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

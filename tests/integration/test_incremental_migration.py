@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from llmops_pipelines.evaluation.cache import CallCache
+from llmops_pipelines.evaluation.cache import CallCache, SqliteCalls
 from llmops_pipelines.evaluation.plan import answer_key, metrics_key
 from llmops_pipelines.evaluation.runner import RunContext, evaluate
 from llmops_pipelines.evaluation.scoring import EVALUATOR_VERSION
@@ -49,8 +49,10 @@ def _rekey_as_previous_release(harness: Harness, index_version: str) -> int:
                     value = cache.get(new_key)
                     assert value is not None
                     cache.put(old_key, kind, value)
-                    with cache._lock:  # noqa: SLF001 - the test rewrites the store by hand
-                        cache._conn.execute("DELETE FROM calls WHERE key = ?", (new_key,))  # noqa: SLF001
+                    store = cache._store  # noqa: SLF001 - the test rewrites the store by hand
+                    assert isinstance(store, SqliteCalls)
+                    with store._lock:  # noqa: SLF001
+                        store._conn.execute("DELETE FROM calls WHERE key = ?", (new_key,))  # noqa: SLF001
                 moved += 1
     finally:
         cache.close()
