@@ -33,7 +33,8 @@ class TeamDeployment:
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeOpenAIServer,
                  *, workers: int = 2) -> None:
-        self.tmp_path, self.monkeypatch, self.server, self.workers = tmp_path, monkeypatch, server, workers
+        self.tmp_path, self.monkeypatch, self.server = tmp_path, monkeypatch, server
+        self.workers = workers
         self._stack = contextlib.ExitStack()
         self.tables = tmp_path / "shared-tables"  # the folder every worker shares
 
