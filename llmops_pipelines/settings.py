@@ -248,7 +248,9 @@ class Settings:
     @property
     def tables_root(self) -> UPath:
         """Where Parquet outputs live: LLMOPS_TABLES_URI (any fsspec URL) or LLMOPS_HOME/tables."""
-        return UPath(self.tables_uri) if self.tables_uri else UPath(self.tables_dir)
+        # Nothing is created here: readers (`llmops status`) work on a read-only home, and the
+        # writers in llmops_pipelines.tables create the folders they write into.
+        return UPath(self.tables_uri) if self.tables_uri else UPath(self.home / "tables")
 
     @property
     def tables_dir(self) -> Path:
