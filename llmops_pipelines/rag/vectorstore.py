@@ -174,8 +174,8 @@ class ChromaIndex:
         """A persistent local index, or a Chroma server's when a URL is given."""
         from chromadb.errors import AuthorizationError, ChromaAuthError
 
-        client = chroma_client(path=path, url=url, token=token, token_header=token_header)
-        try:
+        try:  # the client asks the server who we are on creation: refusals come from here too
+            client = chroma_client(path=path, url=url, token=token, token_header=token_header)
             return cls(client, embedding_model, embed)
         except (AuthorizationError, ChromaAuthError) as exc:
             # The server's own words name no secret; ours name the variables, never the value.
