@@ -11,11 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from chromadb.utils.embedding_functions import register_embedding_function
 
-from llmops_pipelines.errors import DataError, ProviderError, SettingsError
-from llmops_pipelines.providers import make_provider
+from llmops_pipelines.errors import DataError, SettingsError
 from llmops_pipelines.rag import versions
 from llmops_pipelines.rag.chroma_client import chroma_client
 from llmops_pipelines.rag.chunking import (
@@ -25,6 +22,7 @@ from llmops_pipelines.rag.chunking import (
     metadata_updates,
     plan_sync,
 )
+from llmops_pipelines.rag.embedding_function import ProviderEmbeddingFunction
 from llmops_pipelines.rag.retrieval import BM25Index, Retrieved
 from llmops_pipelines.settings import Settings
 
@@ -37,48 +35,9 @@ GET_PAGE = 5000
 MAX_SHRINK = 0.5
 
 
-@register_embedding_function
-class ProviderEmbeddingFunction(EmbeddingFunction[Documents]):
-    """Our provider's embedder, registered so Chroma never falls back to its downloading default."""
-
-    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray], model: str) -> None:
-        self._embed = embed
-        self.model = model
-
-    def __call__(self, input: Documents) -> Embeddings:
-        return list(self._embed(list(input)))
-
-    @staticmethod
-    def name() -> str:
-        return "llmops-provider"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"model": self.model}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> ProviderEmbeddingFunction:
-        # Chroma calls this, with no run around it, when a client opens the collection without
-        # passing an embedder (a notebook, `chroma` tools): like an entry point, it reads the
-        # settings itself and embeds with the provider they select.
-        provider = make_provider(Settings.from_env())
-        model = config.get("model", provider.embedding_model)
-        if model == provider.embedding_model:
-            return ProviderEmbeddingFunction(provider.embed, model)
-
-        # Opening (reading, listing) still works; only embedding with the wrong model is refused.
-        def refuse(texts: Sequence[str]) -> np.ndarray:
-            raise ProviderError(
-                f"this collection holds {model!r} vectors but LLMOPS_EMBEDDING_MODEL selects "
-                f"{provider.embedding_model!r}; set it back to {model!r} to query it")
-
-        return ProviderEmbeddingFunction(refuse, model)
-
-    def default_space(self) -> str:  # type: ignore[override]
-        return "cosine"
-
-
 def collection_name(embedding_model: str) -> str:
-    """One collection per embedding model, so vectors of two models never mix."""
+    """The pointer collection of an embedding model (its versions are named after it), so vectors
+    of two models never mix."""
     slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", embedding_model).strip("-._")
     return f"chunks-{slug}"[:63].rstrip("-._")
 
@@ -135,10 +94,15 @@ class ChromaIndex:
         self.refresh()
 
     def _collection(self, name: str, metadata: dict[str, Any]) -> Any:
+        from chromadb.errors import UniqueConstraintError
+
         # Metadata is only set on creation: get_or_create never overwrites an existing one's.
-        return self.client.get_or_create_collection(
-            name, embedding_function=self._function, configuration={"hnsw": {"space": "cosine"}},
-            metadata=metadata)
+        try:
+            return self.client.get_or_create_collection(
+                name, embedding_function=self._function,
+                configuration={"hnsw": {"space": "cosine"}}, metadata=metadata)
+        except UniqueConstraintError:  # another run created it between our get and create
+            return self.client.get_collection(name, embedding_function=self._function)
 
     def refresh(self) -> None:
         """Resolve the pointer again: read the version the last completed sync made live."""
@@ -146,7 +110,7 @@ class ChromaIndex:
 
         live = (self.client.get_collection(self.pointer_name, embedding_function=self._function)
                 .metadata or {}).get(versions.LIVE)
-        if live and live == getattr(self, "name", None):
+        if (live or self.pointer_name) == getattr(self, "name", None):
             return  # still live: keep the collection (and its BM25 index)
         try:
             # No live version yet: the pointer itself (empty, or an index built in place before
