@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from llmops_pipelines.errors import SettingsError
+from llmops_pipelines.tables import masked
 
 TOKEN_HEADERS = ("Authorization", "X-Chroma-Token")  # what chromadb's token auth sends
 
@@ -24,8 +25,8 @@ def chroma_client(*, path: str | None, url: str | None, token: str | None = None
                                          settings=ChromaSettings(anonymized_telemetry=False))
     match = re.match(r"^(https?)://([^:/@]+)(?::(\d+))?/?$", url)
     if not match:
-        raise SettingsError(f"LLMOPS_CHROMA_URL={url!r} is not http(s)://host[:port] (the token "
-                            "goes in LLMOPS_CHROMA_TOKEN, not in the URL)")
+        raise SettingsError(f"LLMOPS_CHROMA_URL={masked(url)!r} is not http(s)://host[:port] "
+                            "(the token goes in LLMOPS_CHROMA_TOKEN, not in the URL)")
     options: dict[str, Any] = {"anonymized_telemetry": False}
     if token:
         if token_header not in TOKEN_HEADERS:

@@ -96,3 +96,12 @@ def test_replaced_versions_go_only_after_the_grace_period_and_builds_stay() -> N
     assert versions.removable({**building, "at": now - versions.ABANDONED_S - 1}, "chunks-m",
                               set(), "x", now)
     assert len(versions.version_name("chunks-" + "m" * 80, "f" * 16)) <= 63
+
+
+def test_a_chroma_url_with_credentials_is_refused_without_showing_them() -> None:
+    from llmops_pipelines.errors import SettingsError
+    from llmops_pipelines.rag.chroma_client import chroma_client
+
+    with pytest.raises(SettingsError, match=r"'https://\*\*\*@host:8000' is not") as refused:
+        chroma_client(path=None, url="https://bob:pw-SECRET@host:8000")
+    assert "SECRET" not in str(refused.value)
