@@ -177,6 +177,7 @@ class ChromaIndex:
         (`source`, named in the error), not of an edit. max_shrink=None allows anything.
         """
         started = time.perf_counter()
+        self.refresh()  # against what is live now: another run may have flipped since we opened
         wanted = chunk_metadata(chunks)
         present = self.stored_metadata()
         plan = replace(plan_sync(wanted, present), to_update=metadata_updates(wanted, present))
@@ -233,11 +234,14 @@ class ChromaIndex:
         self.pointer.modify(metadata=versions.pointer_metadata(self.embedding_model, version,
                                                                target.name))
         self.collection, self.name, self._lexical = target, target.name, None
-        now = time.time()
+        keep = {target.name, previous}
         for other in self.client.list_collections():
-            if versions.removable(other.metadata, self.pointer_name, {target.name, previous},
-                                  other.name, now):
-                self.client.delete_collection(other.name)
+            if versions.removable(other.metadata, self.pointer_name, keep, other.name, time.time()):
+                # Read again just before: a run may have just completed (re-dated) this version.
+                fresh = self.client.get_collection(other.name,
+                                                   embedding_function=self._function).metadata
+                if versions.removable(fresh, self.pointer_name, keep, other.name, time.time()):
+                    self.client.delete_collection(other.name)
 
     def lexical(self) -> BM25Index:
         """A BM25 index over exactly the chunks in the collection (rebuilt after a sync changes it)."""

@@ -159,3 +159,17 @@ def test_local_store_keeps_its_files_in_one_place(tmp_path: Path) -> None:
     assert {c.name for c in index.client.list_collections()} == {index.pointer_name, index.name,
                                                                  replaced}
     assert len({index.pointer_name, index.name, replaced}) == 3
+
+
+def test_versions_older_than_the_grace_period_are_removed(tmp_path: Path, monkeypatch) -> None:
+    from llmops_pipelines.rag import versions
+
+    monkeypatch.setattr(versions, "GRACE_S", -1.0)  # every replaced version is past its grace
+    index = ChromaIndex.open(path=str(tmp_path / "chroma"), embedding_model=MODEL, embed=embed)
+    built = []
+    for docs in (corpus(), corpus(lamp=None), corpus(boots=None)):
+        index.sync(chunks_of(docs))
+        built.append(index.name)
+    # The oldest went; the one just replaced stays for readers that resolved it a moment ago.
+    assert {c.name for c in index.client.list_collections()} == {index.pointer_name, *built[1:]}
+    assert index.ids() == set(chunks_of(corpus(boots=None))["chunk_id"])
