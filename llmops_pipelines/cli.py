@@ -90,7 +90,8 @@ def _chat(args: argparse.Namespace) -> int:
 
 def _init(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    settings.path("tables", ".keep")
+    if not settings.tables_uri:  # shared tables live elsewhere: no empty local folder
+        settings.path("tables", ".keep")
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster").expanduser().resolve()
     created = _init_instance(home)
     print(f"Dagster instance {'created' if created else 'ready'} at {home}")

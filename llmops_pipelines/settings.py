@@ -82,6 +82,16 @@ def _positive(env: dict[str, str], name: str, default: float) -> float:
     return default if value is None else value
 
 
+def _token_header(env: dict[str, str]) -> str:
+    """The header LLMOPS_CHROMA_TOKEN travels in, spelled as chromadb's token auth spells it."""
+    raw = (env.get("LLMOPS_CHROMA_TOKEN_HEADER") or "Authorization").strip()
+    allowed = {"authorization": "Authorization", "x-chroma-token": "X-Chroma-Token"}
+    if raw.lower() not in allowed:
+        raise SettingsError(f"LLMOPS_CHROMA_TOKEN_HEADER={raw!r}: expected one of "
+                            f"{tuple(allowed.values())}")
+    return allowed[raw.lower()]
+
+
 def _team(env: dict[str, str]) -> dict[str, Any]:
     """The team-profile settings: PostgreSQL, shared tables, Chroma server auth, Dask, shards."""
     profile = _choice(env, "LLMOPS_PROFILE", ("local", "team"))
@@ -95,6 +105,7 @@ def _team(env: dict[str, str]) -> dict[str, Any]:
         "profile": profile, "database_url": database_url,
         "tables_uri": env.get("LLMOPS_TABLES_URI") or None,
         "chroma_token": env.get("LLMOPS_CHROMA_TOKEN") or None,
+        "chroma_token_header": _token_header(env),
         "dask_scheduler": env.get("LLMOPS_DASK_SCHEDULER") or None,
         # A team run fans the evaluation out by default; a laptop keeps one step.
         "eval_shards": _choice(env, "LLMOPS_EVAL_SHARDS", ("off", "candidate"),
@@ -162,6 +173,7 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)  # our state; None: SQLite
     tables_uri: str | None = None  # Parquet outputs; None: LLMOPS_HOME/tables; any fsspec URL
     chroma_token: str | None = field(default=None, repr=False)  # Chroma server auth header
+    chroma_token_header: str = "Authorization"  # Authorization (Bearer) | X-Chroma-Token
     dask_scheduler: str | None = None  # tcp://host:8786 of a running Dask cluster (team)
     eval_shards: str = "off"  # off: one evaluation step; candidate: a step per candidate
     eval_shard_questions: int = 0  # with eval_shards=candidate: at most this many per step
@@ -248,7 +260,9 @@ class Settings:
     @property
     def tables_root(self) -> UPath:
         """Where Parquet outputs live: LLMOPS_TABLES_URI (any fsspec URL) or LLMOPS_HOME/tables."""
-        return UPath(self.tables_uri) if self.tables_uri else UPath(self.tables_dir)
+        # Nothing is created here: readers (`llmops status`) work on a read-only home, and the
+        # writers in llmops_pipelines.tables create the folders they write into.
+        return UPath(self.tables_uri) if self.tables_uri else UPath(self.home / "tables")
 
     @property
     def tables_dir(self) -> Path:

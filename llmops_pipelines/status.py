@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import pandas as pd
 
+from llmops_pipelines import tables
 from llmops_pipelines.evaluation import side_by_side
 from llmops_pipelines.promotion.registry import Registry
 from llmops_pipelines.settings import Settings
@@ -24,18 +24,18 @@ def status(settings: Settings) -> dict[str, Any]:
     """The champion, each candidate's latest metrics, and the versions they were built from."""
     # Reads only: nothing is created, so a read-only (or never used) LLMOPS_HOME still reports.
     champion = Registry.from_settings(settings, read_only=True).get("champion")
-    tables = settings.home / "tables"
-    summary_path = tables / "evaluation_summary.parquet"
-    decision_path = tables / "promotion_decision.json"
+    root = settings.tables_root  # LLMOPS_TABLES_URI or LLMOPS_HOME/tables
+    summary_path = root / "evaluation_summary.parquet"
+    decision_path = root / "promotion_decision.json"
     candidates = []
-    summary = pd.read_parquet(summary_path) if summary_path.exists() else pd.DataFrame()
+    summary = tables.read_table(summary_path) if tables.exists(summary_path) else pd.DataFrame()
     if not summary.empty:
         for row in summary.to_dict("records"):
             candidates.append({
                 "id": row["candidate_id"], "prompt": row["prompt_name"], "model": row["model"],
                 "metrics": {m: _clean(float(row[m])) for m in METRICS}, "rows": int(row["rows"]),
             })
-    decision = json.loads(decision_path.read_text()) if decision_path.exists() else {}
+    decision = tables.read_json(decision_path) if tables.exists(decision_path) else {}
     return {
         "champion": ({"id": champion.candidate_id, "deployment": champion.deployment_id,
                       "prompt": champion.prompt_name, "model": champion.model,

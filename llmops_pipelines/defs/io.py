@@ -1,53 +1,48 @@
-"""Asset outputs as files under LLMOPS_HOME/tables: DataFrames as Parquet, the rest as JSON."""
+"""Asset outputs as tables under settings.tables_root (LLMOPS_HOME/tables, or any fsspec URL from
+LLMOPS_TABLES_URI): DataFrames as Parquet, the rest as JSON."""
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+from upath import UPath
 
+from llmops_pipelines import tables
 from llmops_pipelines.defs.resources import LlmopsResource
 
 
-def table_path(root: Path, asset_key: dg.AssetKey, suffix: str) -> Path:
+def table_path(root: tables.TablePath, asset_key: dg.AssetKey, suffix: str) -> tables.TablePath:
     return root / f"{'__'.join(asset_key.path)}{suffix}"
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    # Readers (pandas, duckdb, `llmops status`) never see a half-written file.
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 class TablesIOManager(dg.ConfigurableIOManager):
     """Users open the outputs with pandas/duckdb; a later run loads them back the same way."""
 
-    # The run's settings come from the one resource that reads them (LLMOPS_HOME/tables).
+    # The run's settings come from the one resource that reads them (LLMOPS_TABLES_URI).
     llmops: dg.ResourceDependency[LlmopsResource]
 
     @property
-    def root(self) -> Path:
-        return self.llmops.settings.tables_dir
+    def root(self) -> UPath:
+        return self.llmops.settings.tables_root
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        # Local: a temporary file renamed over the target; object stores: one put per object.
+        # Either way no reader ever sees half a table.
         if isinstance(obj, pd.DataFrame):
             path = table_path(self.root, context.asset_key, ".parquet")
-            _atomic_write(path, lambda p: obj.to_parquet(p, index=False))
+            tables.write_table(path, obj)
         else:
             path = table_path(self.root, context.asset_key, ".json")
-            text = json.dumps(obj, indent=2, default=str)
-            _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+            tables.write_json(path, obj)
+        # The URI may carry credentials (user:password@, ?token=): metadata is shown to everyone.
+        context.add_output_metadata({"path": dg.MetadataValue.path(tables.masked(path))})
 
     def load_input(self, context: dg.InputContext) -> Any:
         parquet = table_path(self.root, context.asset_key, ".parquet")
-        if parquet.exists():
-            return pd.read_parquet(parquet)
+        if tables.exists(parquet):
+            return tables.read_table(parquet)
         path = table_path(self.root, context.asset_key, ".json")
-        if not path.exists():
+        if not tables.exists(path):
             raise dg.Failure(f"upstream asset {context.asset_key.to_user_string()} has no output "
-                             f"at {path}: materialize it first")
-        return json.loads(path.read_text(encoding="utf-8"))
+                             f"at {tables.masked(path)}: materialize it first")
+        return tables.read_json(path)

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from llmops_pipelines import tables
 from llmops_pipelines.defs.metadata import markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.monitoring import production
@@ -43,9 +44,9 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
         context.log.warning(f"{len(window.rejects)} unreadable production-log lines, first: "
                             f"{window.rejects[0]['path']}:{window.rejects[0]['line']}: "
                             f"{window.rejects[0]['reason']}")
-        path = settings.tables_dir / "production_log_rejects.parquet"
-        old = pd.read_parquet(path) if path.exists() else None
-        pd.concat([old, pd.DataFrame(window.rejects)]).to_parquet(path, index=False)
+        path = settings.tables_root / "production_log_rejects.parquet"
+        old = tables.read_table(path) if tables.exists(path) else None
+        tables.write_table(path, pd.concat([old, pd.DataFrame(window.rejects)]))
     gates = Gates.load(settings.assets_dir / "gates.yaml", settings.provider)
     results = production.checks(summary, gates)
     yield dg.Output(scored, metadata={

@@ -124,7 +124,7 @@ def nightly_reevaluation(context: dg.AssetExecutionContext, llmops: LlmopsResour
         raise dg.Failure("the eval and test splits are empty: add Q&A pairs to LLMOPS_DATASETS_DIR")
     objects, baselines = _contenders(llmops, candidates, evaluation_rows, finetuned_model,
                                      curated_documents, context.log)
-    history = drift.NightlyHistory(settings.tables_dir / "nightly")
+    history = drift.NightlyHistory(settings.tables_root / "nightly")
     if (previous := history.previous(date)) is not None:
         night, rows = previous
         baselines.update({(str(cid), "test"): drift.Baseline(f"nightly {night}", group)
@@ -136,7 +136,7 @@ def nightly_reevaluation(context: dg.AssetExecutionContext, llmops: LlmopsResour
     ctx = dataclasses.replace(_run_context(settings, llmops, cache, versions, context.log,
                                            objects),
                               cache_salt=drift.cache_salt(date),
-                              partial_path=settings.tables_dir / "nightly_reevaluation.partial.parquet")
+                              partial_path=settings.tables_root / "nightly_reevaluation.partial.parquet")
     try:
         rows = evaluate(objects, qa, contexts, ctx, llmops.run_defaults())
     except BudgetExceededError as exc:

@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from llmops_pipelines import tables
 from llmops_pipelines.defs.metadata import markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.errors import SettingsError
@@ -63,7 +64,7 @@ def rag_index(context: dg.AssetExecutionContext, llmops: LlmopsResource,
              "deleted": len(report.plan.to_delete), "metadata_updated": len(report.plan.to_update),
              "unchanged": report.plan.unchanged, "embed_calls": report.embed_calls,
              "embedding_model": llmops.settings.embedding_model,
-             "store": llmops.settings.chroma_url or str(llmops.settings.chroma_dir)}
+             "store": tables.masked(llmops.settings.chroma_url or llmops.settings.chroma_dir)}
     context.log.info(f"index {report.index_version}: {value}")
     metadata: dict[str, Any] = {**value, "sync_seconds": round(report.seconds, 3)}
     return dg.Output(value, metadata=metadata)

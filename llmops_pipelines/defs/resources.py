@@ -103,9 +103,7 @@ class LlmopsResource(dg.ConfigurableResource):
         return self.lineup.embedder
 
     def index(self) -> ChromaIndex:
-        s = self.settings
-        return ChromaIndex.open(path=str(s.chroma_dir), url=s.chroma_url,
-                                embedding_model=s.embedding_model, embed=self.embedder.embed)
+        return ChromaIndex.from_settings(self.settings, self.embedder.embed)
 
     def prompts(self) -> list[Prompt]:
         return load_prompts(self.settings.assets_dir / "prompts",

@@ -8,19 +8,20 @@ text, and from which documents that text comes.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
+
+from llmops_pipelines import tables
 
 COLUMNS = ["candidate_id", "qa_id", "context_ids", "context_doc_ids", "index_version"]
 
 
-def previous_rows(path: Path) -> pd.DataFrame | None:
+def previous_rows(path: tables.TablePath) -> pd.DataFrame | None:
     """The last evaluation_rows (only the lineage columns), or None before the first run."""
-    if not path.exists():
+    if not tables.exists(path):
         return None
     try:
-        return pd.read_parquet(path, columns=COLUMNS)
+        return tables.read_table(path, columns=COLUMNS)
     except (OSError, ValueError, KeyError):
         return None  # an older schema or a half-written file: nothing to compare with
 

@@ -12,11 +12,11 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from llmops_pipelines import tables
 from llmops_pipelines.evaluation import plan as planning
 from llmops_pipelines.evaluation.budget import Budget, exceeded
 from llmops_pipelines.evaluation.cache import CallCache
@@ -54,7 +54,8 @@ class RunContext:
     row_timeout_s: float = 300.0
     max_attempts: int = 6
     stream: bool = False
-    partial_path: Path | None = None  # where a run stopped by its budget writes what it finished
+    # Where a run stopped by its budget writes what it finished (any LLMOPS_TABLES_URI filesystem).
+    partial_path: tables.TablePath | None = None
     report_every_s: float = 5.0
     # Mixed into every answer and judge key: a new salt (the nightly run's date) asks the
     # provider again instead of reading what it said before; "" keeps the evaluation's keys.
@@ -271,8 +272,7 @@ async def _evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: pla
     if engine.stop_reason:
         path = None
         if ctx.partial_path is not None:
-            ctx.partial_path.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(ctx.partial_path, index=False)
-            path = str(ctx.partial_path)
+            tables.write_table(ctx.partial_path, frame)
+            path = tables.masked(ctx.partial_path)
         raise exceeded(engine.stop_reason, estimate, len(frame), total, path)
     return conform(frame, EVALUATION_ROWS, name="evaluation_rows")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
+from llmops_pipelines import tables
 from llmops_pipelines.errors import LlmopsError
 from llmops_pipelines.promotion.gates import Gates
 from llmops_pipelines.promotion.paired_bootstrap import ROW_METRICS, paired_diff
@@ -50,23 +50,21 @@ class Baseline:
 class NightlyHistory:
     """Each night's scored rows as tables/nightly/<date>.parquet: the next night compares with them."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: tables.TablePath) -> None:
+        self.folder = folder  # a local folder or one on LLMOPS_TABLES_URI's filesystem
 
-    def save(self, date: str, rows: pd.DataFrame) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def save(self, date: str, rows: pd.DataFrame) -> tables.TablePath:
         path = self.folder / f"{date}.parquet"
-        tmp = path.with_name(f".{path.name}.tmp")
-        rows.to_parquet(tmp, index=False)
-        tmp.replace(path)
+        tables.write_table(path, rows)
         return path
 
     def previous(self, date: str) -> tuple[str, pd.DataFrame] | None:
         """The newest night before `date`, if any."""
-        nights = sorted(p.stem for p in self.folder.glob("????-??-??.parquet") if p.stem < date)
+        nights = [n.removesuffix(".parquet") for n in tables.names(self.folder, "????-??-??.parquet")]
+        nights = [n for n in nights if n < date]
         if not nights:
             return None
-        return nights[-1], pd.read_parquet(self.folder / f"{nights[-1]}.parquet")
+        return nights[-1], tables.read_table(self.folder / f"{nights[-1]}.parquet")
 
 
 def _statistic(metric: str, rows: pd.DataFrame) -> float:

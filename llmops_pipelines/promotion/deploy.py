@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from llmops_pipelines import tables
 from llmops_pipelines.errors import LlmopsError, PromptError
 from llmops_pipelines.promotion.decide import Contender, decide
 from llmops_pipelines.promotion.gates import Gates
@@ -40,10 +41,11 @@ def champion_contender(registry: RegistryApi, summaries: pd.DataFrame, rows: pd.
 
 
 def _latest(settings: Settings, name: str) -> pd.DataFrame:
-    path = settings.tables_dir / f"{name}.parquet"
-    if not path.exists():
-        raise LlmopsError(f"{path} does not exist: materialize evaluation_summary first")
-    return pd.read_parquet(path)
+    path = settings.tables_root / f"{name}.parquet"
+    if not tables.exists(path):
+        raise LlmopsError(f"{tables.masked(path)} does not exist: materialize evaluation_summary "
+                          "first")
+    return tables.read_table(path)
 
 
 def _match(ids: list[str], key: str) -> str:

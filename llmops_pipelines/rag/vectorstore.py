@@ -1,4 +1,4 @@
-"""Chroma behind a small interface: incremental sync by chunk id and top-k retrieval."""
+"""Chroma behind a small interface: versioned incremental sync by chunk id, top-k retrieval."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from chromadb.utils.embedding_functions import register_embedding_function
 
-from llmops_pipelines.errors import DataError, ProviderError, SettingsError
-from llmops_pipelines.providers import make_provider
+from llmops_pipelines.errors import DataError, SettingsError
+from llmops_pipelines.rag import versions
+from llmops_pipelines.rag.chroma_client import chroma_client
 from llmops_pipelines.rag.chunking import (
     SyncPlan,
     chunk_metadata,
@@ -23,6 +22,7 @@ from llmops_pipelines.rag.chunking import (
     metadata_updates,
     plan_sync,
 )
+from llmops_pipelines.rag.embedding_function import ProviderEmbeddingFunction
 from llmops_pipelines.rag.retrieval import BM25Index, Retrieved
 from llmops_pipelines.settings import Settings
 
@@ -35,48 +35,9 @@ GET_PAGE = 5000
 MAX_SHRINK = 0.5
 
 
-@register_embedding_function
-class ProviderEmbeddingFunction(EmbeddingFunction[Documents]):
-    """Our provider's embedder, registered so Chroma never falls back to its downloading default."""
-
-    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray], model: str) -> None:
-        self._embed = embed
-        self.model = model
-
-    def __call__(self, input: Documents) -> Embeddings:
-        return list(self._embed(list(input)))
-
-    @staticmethod
-    def name() -> str:
-        return "llmops-provider"
-
-    def get_config(self) -> dict[str, Any]:
-        return {"model": self.model}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> ProviderEmbeddingFunction:
-        # Chroma calls this, with no run around it, when a client opens the collection without
-        # passing an embedder (a notebook, `chroma` tools): like an entry point, it reads the
-        # settings itself and embeds with the provider they select.
-        provider = make_provider(Settings.from_env())
-        model = config.get("model", provider.embedding_model)
-        if model == provider.embedding_model:
-            return ProviderEmbeddingFunction(provider.embed, model)
-
-        # Opening (reading, listing) still works; only embedding with the wrong model is refused.
-        def refuse(texts: Sequence[str]) -> np.ndarray:
-            raise ProviderError(
-                f"this collection holds {model!r} vectors but LLMOPS_EMBEDDING_MODEL selects "
-                f"{provider.embedding_model!r}; set it back to {model!r} to query it")
-
-        return ProviderEmbeddingFunction(refuse, model)
-
-    def default_space(self) -> str:  # type: ignore[override]
-        return "cosine"
-
-
 def collection_name(embedding_model: str) -> str:
-    """One collection per embedding model, so vectors of two models never mix."""
+    """The pointer collection of an embedding model (its versions are named after it), so vectors
+    of two models never mix."""
     slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", embedding_model).strip("-._")
     return f"chunks-{slug}"[:63].rstrip("-._")
 
@@ -106,52 +67,90 @@ def _refuse_shrink(present: int, deleting: int, wanted: int, source: str,
         "set LLMOPS_INDEX_ALLOW_SHRINK=1 if this is intended")
 
 
+def _pages(collection: Any, include: list[str]) -> Iterator[dict[str, Any]]:
+    # Paged, so a large index never loads in one response.
+    offset = 0
+    while True:
+        page = collection.get(include=include, limit=GET_PAGE, offset=offset)
+        yield page
+        if len(page["ids"]) < GET_PAGE:
+            return
+        offset += GET_PAGE
+
+
 class ChromaIndex:
-    """A Chroma collection whose ids are chunk content hashes."""
+    """The live version of an embedding model's index: a Chroma collection whose ids are chunk
+    content hashes, found through the model's pointer collection (see rag/versions.py)."""
 
     def __init__(self, client: Any, embedding_model: str,
                  embed: Callable[[Sequence[str]], np.ndarray]) -> None:
         self.client = client
         self.embed = embed
         self.embedding_model = embedding_model
-        self.name = collection_name(embedding_model)
-        self.collection = client.get_or_create_collection(
-            self.name,
-            embedding_function=ProviderEmbeddingFunction(embed, embedding_model),
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={"embedding_model": embedding_model},
-        )
+        self.pointer_name = collection_name(embedding_model)
+        self._function = ProviderEmbeddingFunction(embed, embedding_model)
+        self.pointer = self._collection(self.pointer_name, {"embedding_model": embedding_model})
         self._lexical: BM25Index | None = None
+        self.refresh()
+
+    def _collection(self, name: str, metadata: dict[str, Any]) -> Any:
+        from chromadb.errors import UniqueConstraintError
+
+        # Metadata is only set on creation: get_or_create never overwrites an existing one's.
+        try:
+            return self.client.get_or_create_collection(
+                name, embedding_function=self._function,
+                configuration={"hnsw": {"space": "cosine"}}, metadata=metadata)
+        except UniqueConstraintError:  # another run created it between our get and create
+            return self.client.get_collection(name, embedding_function=self._function)
+
+    def refresh(self) -> None:
+        """Resolve the pointer again: read the version the last completed sync made live."""
+        from chromadb.errors import NotFoundError
+
+        live = (self.client.get_collection(self.pointer_name, embedding_function=self._function)
+                .metadata or {}).get(versions.LIVE)
+        if (live or self.pointer_name) == getattr(self, "name", None):
+            return  # still live: keep the collection (and its BM25 index)
+        try:
+            # No live version yet: the pointer itself (empty, or an index built in place before
+            # versions existed, whose records it still holds).
+            self.collection = self.client.get_collection(live, embedding_function=self._function) \
+                if live else self.pointer
+        except NotFoundError as exc:
+            raise DataError(f"the index pointer {self.pointer_name} names version {live}, which "
+                            "is not in the Chroma store: materialize rag_index again") from exc
+        self.name = self.collection.name
+        self._lexical = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embed: Callable[[Sequence[str]], np.ndarray],
+                      ) -> ChromaIndex:
+        """The run's index: LLMOPS_CHROMA_URL (+ LLMOPS_CHROMA_TOKEN) or the local store."""
+        return cls.open(path=str(settings.chroma_dir), url=settings.chroma_url,
+                        embedding_model=settings.embedding_model, embed=embed,
+                        token=settings.chroma_token, token_header=settings.chroma_token_header)
 
     @classmethod
     def open(cls, *, path: str | None = None, url: str | None = None, embedding_model: str,
-             embed: Callable[[Sequence[str]], np.ndarray]) -> ChromaIndex:
+             embed: Callable[[Sequence[str]], np.ndarray], token: str | None = None,
+             token_header: str = "Authorization") -> ChromaIndex:
         """A persistent local index, or a Chroma server's when a URL is given."""
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
+        from chromadb.errors import AuthorizationError, ChromaAuthError
 
-        chroma_settings = ChromaSettings(anonymized_telemetry=False)
-        if url:
-            match = re.match(r"^(https?)://([^:/]+)(?::(\d+))?/?$", url)
-            if not match:
-                raise SettingsError(f"LLMOPS_CHROMA_URL={url!r} is not http(s)://host[:port]")
-            client = chromadb.HttpClient(host=match.group(2), port=int(match.group(3) or 8000),
-                                         ssl=match.group(1) == "https", settings=chroma_settings)
-        elif path:
-            client = chromadb.PersistentClient(path=path, settings=chroma_settings)
-        else:
-            raise SettingsError("a Chroma index needs a local path or LLMOPS_CHROMA_URL")
-        return cls(client, embedding_model, embed)
+        try:  # the client asks the server who we are on creation: refusals come from here too
+            client = chroma_client(path=path, url=url, token=token, token_header=token_header)
+            return cls(client, embedding_model, embed)
+        except (AuthorizationError, ChromaAuthError) as exc:
+            # The server's own words name no secret; ours name the variables, never the value.
+            given = f"the LLMOPS_CHROMA_TOKEN given (sent as {token_header})" if token else \
+                "no LLMOPS_CHROMA_TOKEN"
+            raise SettingsError(f"the Chroma server at LLMOPS_CHROMA_URL={url} refused {given}: "
+                                "set LLMOPS_CHROMA_TOKEN to the server's token (and "
+                                "LLMOPS_CHROMA_TOKEN_HEADER to the header it expects)") from exc
 
     def _pages(self, include: list[str]) -> Iterator[dict[str, Any]]:
-        # Paged, so a large index never loads in one response.
-        offset = 0
-        while True:
-            page = self.collection.get(include=include, limit=GET_PAGE, offset=offset)  # type: ignore[arg-type]
-            yield page
-            if len(page["ids"]) < GET_PAGE:
-                return
-            offset += GET_PAGE
+        return _pages(self.collection, include)
 
     def ids(self) -> set[str]:
         """Every id in the collection."""
@@ -164,43 +163,41 @@ class ChromaIndex:
 
     @property
     def index_version(self) -> str | None:
-        """The version the last completed sync recorded ('syncing' while one is under way)."""
+        """The live version's index_version (None before the first sync)."""
         return (self.collection.metadata or {}).get("index_version")
-
-    def _set_version(self, version: str) -> None:
-        if self.index_version != version:
-            self.collection.modify(metadata={"embedding_model": self.embedding_model,
-                                             "index_version": version})
 
     def sync(self, chunks: pd.DataFrame, *, batch_size: int = EMBED_BATCH,
              progress_every: int = PROGRESS_EVERY,
              progress: Callable[[str], None] = log.info, source: str = "",
              max_shrink: float | None = MAX_SHRINK) -> SyncReport:
-        """Add new chunks, delete stale ones, leave the rest untouched (no embedding calls).
+        """Build the version holding exactly these chunks (embedding only new ones), make it live.
 
-        Refuses (DataError, nothing touched) a sync that would leave the collection more than
+        Refuses (DataError, nothing touched) a sync that would leave the index more than
         max_shrink smaller than it is, or empty: the mark of a wrong or emptied datasets folder
         (`source`, named in the error), not of an edit. max_shrink=None allows anything.
         """
         started = time.perf_counter()
+        self.refresh()  # against what is live now: another run may have flipped since we opened
         wanted = chunk_metadata(chunks)
         present = self.stored_metadata()
         plan = replace(plan_sync(wanted, present), to_update=metadata_updates(wanted, present))
         _refuse_shrink(len(present), len(plan.to_delete), len(wanted), source, max_shrink)
         version = index_version(wanted, self.embedding_model)
-        if plan.to_add or plan.to_delete or plan.to_update:
-            # A sync that dies half-way must not look like a finished one to readers.
-            self._set_version("syncing")
-            self._lexical = None
-        for start in range(0, len(plan.to_delete), GET_PAGE):
-            self.collection.delete(ids=plan.to_delete[start:start + GET_PAGE])
-        for start in range(0, len(plan.to_update), GET_PAGE):
-            ids = plan.to_update[start:start + GET_PAGE]
-            # Metadata only: Chroma embeds nothing when neither documents nor vectors change.
-            self.collection.update(ids=ids, metadatas=[wanted[i] for i in ids])
+        build = versions.build_id(wanted, self.embedding_model)
+        name = versions.version_name(self.pointer_name, build)
+        if name == self.name:  # exactly this version is live: nothing to write
+            return SyncReport(plan, 0, self.collection.count(), version, 0, 0.0,
+                              time.perf_counter() - started)
+        target = self._collection(name, versions.version_metadata(
+            self.pointer_name, self.embedding_model, version, build, "building"))
+        # Ids already there come from a build that died or one running beside this one: the
+        # same content either way, so only what is missing is written.
+        have = {i for page in _pages(target, []) for i in page["ids"]}
+        self._copy_kept([i for i in wanted if i in present and i not in have], target, wanted)
         texts = chunks.drop_duplicates("chunk_id").set_index("chunk_id")["text"]
         # Similar lengths in one batch keep the embedder's padding (wasted work) low.
-        new = texts.loc[plan.to_add].sort_values(key=lambda s: s.str.len(), kind="stable")
+        new = texts.loc[[i for i in plan.to_add if i not in have]].sort_values(
+            key=lambda s: s.str.len(), kind="stable")
         embed_seconds, calls, logged = 0.0, 0, 0
         for start in range(0, len(new), batch_size):
             batch = new.iloc[start:start + batch_size]
@@ -208,16 +205,43 @@ class ChromaIndex:
             vectors = self.embed(batch.tolist())
             embed_seconds += time.perf_counter() - tick
             calls += 1
-            self.collection.add(ids=batch.index.tolist(), documents=batch.tolist(),
-                                embeddings=vectors,
-                                metadatas=[wanted[i] for i in batch.index])
+            target.upsert(ids=batch.index.tolist(), documents=batch.tolist(), embeddings=vectors,
+                          metadatas=[wanted[i] for i in batch.index])
             done = start + len(batch)
             if done - logged >= progress_every or done == len(new):
                 progress(f"embedded {done}/{len(new)} new chunks")
                 logged = done
-        self._set_version(version)
-        return SyncReport(plan, len(new), self.collection.count(), version, calls,
+        self._go_live(target, version, build, len(wanted))
+        return SyncReport(plan, len(new), target.count(), version, calls,
                           embed_seconds, time.perf_counter() - started)
+
+    def _copy_kept(self, ids: list[str], target: Any, wanted: dict[str, dict[str, Any]]) -> None:
+        """Kept chunks' vectors and texts from the live version, with their wanted metadata."""
+        for start in range(0, len(ids), GET_PAGE):
+            page = self.collection.get(ids=ids[start:start + GET_PAGE],
+                                       include=["embeddings", "documents"])
+            target.upsert(ids=page["ids"], embeddings=page["embeddings"],
+                          documents=page["documents"], metadatas=[wanted[i] for i in page["ids"]])
+
+    def _go_live(self, target: Any, version: str, build: str, expected: int) -> None:
+        """Mark the version complete, flip the pointer to it, remove versions nobody can use."""
+        if (count := target.count()) != expected:
+            raise DataError(f"index version {target.name} holds {count} chunks, not the "
+                            f"{expected} it was built with: something else writes to it")
+        target.modify(metadata=versions.version_metadata(
+            self.pointer_name, self.embedding_model, version, build, "complete"))
+        previous = self.name
+        self.pointer.modify(metadata=versions.pointer_metadata(self.embedding_model, version,
+                                                               target.name))
+        self.collection, self.name, self._lexical = target, target.name, None
+        keep = {target.name, previous}
+        for other in self.client.list_collections():
+            if versions.removable(other.metadata, self.pointer_name, keep, other.name, time.time()):
+                # Read again just before: a run may have just completed (re-dated) this version.
+                fresh = self.client.get_collection(other.name,
+                                                   embedding_function=self._function).metadata
+                if versions.removable(fresh, self.pointer_name, keep, other.name, time.time()):
+                    self.client.delete_collection(other.name)
 
     def lexical(self) -> BM25Index:
         """A BM25 index over exactly the chunks in the collection (rebuilt after a sync changes it)."""
@@ -232,10 +256,17 @@ class ChromaIndex:
 
     def query(self, vectors: np.ndarray, k: int) -> list[list[Retrieved]]:
         """Top-k chunks per query vector, best first."""
+        from chromadb.errors import NotFoundError
+
         if len(vectors) == 0:
             return []
-        result = self.collection.query(query_embeddings=vectors, n_results=k,
-                                       include=["documents", "metadatas", "distances"])
+        try:
+            result = self.collection.query(query_embeddings=vectors, n_results=k,
+                                           include=["documents", "metadatas", "distances"])
+        except NotFoundError:  # a long-lived reader's version was replaced and removed since
+            self.refresh()
+            result = self.collection.query(query_embeddings=vectors, n_results=k,
+                                           include=["documents", "metadatas", "distances"])
         out = []
         for ids, docs, metas, dists in zip(result["ids"], result["documents"],
                                            result["metadatas"], result["distances"], strict=True):

@@ -56,10 +56,9 @@ class ChampionApp:
 
     def index(self) -> ChromaIndex:
         if self._index is None:
-            s = self.settings
-            self._index = ChromaIndex.open(path=str(s.chroma_dir), url=s.chroma_url,
-                                           embedding_model=s.embedding_model,
-                                           embed=self.provider.embed)
+            self._index = ChromaIndex.from_settings(self.settings, self.provider.embed)
+        else:  # a long-lived server follows the syncs: each one makes a new version live
+            self._index.refresh()
         return self._index
 
     def index_state(self) -> dict[str, Any]:

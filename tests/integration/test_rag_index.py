@@ -128,7 +128,7 @@ def test_inserted_paragraph_moves_positions_without_reembedding(tmp_path: Path) 
     assert len(report.plan.to_update) == len(tent) - 1
 
 
-def test_a_sync_that_died_half_way_is_marked_and_resumes(tmp_path: Path) -> None:
+def test_a_sync_that_died_half_way_is_invisible_to_readers_and_resumes(tmp_path: Path) -> None:
     provider = LocalProvider(Settings.from_env())
     calls = []
 
@@ -143,12 +143,19 @@ def test_a_sync_that_died_half_way_is_marked_and_resumes(tmp_path: Path) -> None
                              embed=dies_on_second_batch)
     with pytest.raises(ConnectionError):
         index.sync(chunks, batch_size=4)
-    assert index.index_version == "syncing" and index.collection.count() == 4
+    # The half-built version is never live: readers, this one and a fresh one, see no index yet
+    # (never 4 of the chunks as if they were all).
+    reopened = ChromaIndex.open(path=str(tmp_path / "chroma"),
+                                embedding_model=provider.embedding_model, embed=provider.embed)
+    for reader in (index, reopened):
+        assert reader.index_version is None and reader.collection.count() == 0
     before = provider.stats.items["embed"]
     report = index.sync(chunks, batch_size=100)
     # Only what the failed run did not store is embedded now.
     assert report.embedded == len(chunks) - 4 == provider.stats.items["embed"] - before
-    assert index.index_version == report.index_version != "syncing"
+    assert index.index_version == report.index_version and index.collection.count() == len(chunks)
+    reopened.refresh()
+    assert reopened.index_version == report.index_version and reopened.ids() == index.ids()
 
 
 def test_reopened_collection_embeds_with_the_registered_function(tmp_path: Path) -> None:
