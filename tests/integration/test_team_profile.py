@@ -104,7 +104,7 @@ def test_killed_worker_mid_evaluation_rebills_no_finished_row(tmp_path, monkeypa
     with FakeOpenAIServer(rate_limit_rps=40, route_latency_s={"chat": 0.4}) as server, \
             TeamDeployment(tmp_path, monkeypatch, server) as team:
         _configure(monkeypatch, tmp_path)
-        run = team.materialize(background=True)
+        run = team.materialize("+evaluation_rows", background=True)
         deadline = time.monotonic() + 400
         while server.counts["chat"] < 6 and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -114,9 +114,9 @@ def test_killed_worker_mid_evaluation_rebills_no_finished_row(tmp_path, monkeypa
         output, _ = run.communicate(timeout=600)
         first = _chat_bodies(server)
 
-        # Failed or retried, the re-run finishes the lifecycle and re-asks only what was in
+        # Failed or retried, the re-run finishes the evaluation and re-asks only what was in
         # flight when the worker died (answered by the server, never returned to the worker).
-        again = team.materialize()
+        again = team.materialize("+evaluation_rows")
         assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
         both = _chat_bodies(server)
         rebilled = sum(1 for body, n in both.items() if n > 1)
