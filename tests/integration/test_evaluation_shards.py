@@ -1,0 +1,155 @@
+"""evaluation_rows fanned out in shards: the same rows as one step, in-process and over processes.
+
+Real Dagster against the local OpenAI-compatible server: calls are counted at the server, so a
+row answered twice (by two shards, or by a re-run) shows as a repeated request body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from llmops_pipelines.definitions import defs
+from tests.integration.test_evaluation_assets import upstream
+from tests.integration.test_lifecycle import table
+from tests.support.openai_server import FakeOpenAIServer
+
+LINEAGE = dg.AssetSelection.assets("evaluation_summary").upstream().required_multi_asset_neighbors()
+SHARD_STEP = "evaluation_rows.evaluate_shard_"
+
+
+def materialize(selection: dg.AssetSelection, **kwargs) -> dg.ExecuteInProcessResult:
+    return dg.materialize([*defs.assets, *defs.asset_checks], resources=defs.resources,
+                          instance=dg.DagsterInstance.ephemeral(), selection=selection, **kwargs)
+
+
+def chat_bodies(server: FakeOpenAIServer) -> Counter[str]:
+    """Each successful chat request body the server saw, with how often it saw it."""
+    return Counter(json.dumps(body, sort_keys=True) for kind, body in server.requests
+                   if kind == "chat")
+
+
+def rows_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events()
+               if e.asset_key == dg.AssetKey("evaluation_rows")]
+    return dict(event.materialization.metadata)
+
+
+def test_candidate_shards_give_the_rows_of_one_step_each_asked_once(
+        openai_env, isolated_home, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LLMOPS_EVAL_LIMIT", "5")
+    # The reference: shards off (one step, today's behaviour) on a fresh home and its own server,
+    # so its fine-tune job gets the same id and so its candidates the same ids.
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / "reference-home"))
+    with FakeOpenAIServer() as other:
+        monkeypatch.setenv("OPENAI_BASE_URL", other.base_url)
+        assert materialize(LINEAGE).success
+    reference = table(tmp_path / "reference-home", "evaluation_rows")
+
+    monkeypatch.setenv("LLMOPS_HOME", str(isolated_home))
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_env.base_url)
+    monkeypatch.setenv("LLMOPS_EVAL_SHARDS", "candidate")
+    monkeypatch.setenv("LLMOPS_EVAL_SHARD_QUESTIONS", "2")
+    result = materialize(LINEAGE)
+    assert result.success
+    rows = table(isolated_home, "evaluation_rows")
+    assert rows["row_id"].tolist() == reference["row_id"].tolist()  # the same rows, same order
+    assert rows["answer"].tolist() == reference["answer"].tolist()
+    assert rows["error"].isna().all()
+    checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["one_row_per_question_and_candidate"] is True
+
+    # 4 candidates x 5 questions in ranges of 2: 12 shards, each request once at the server.
+    bodies = chat_bodies(openai_env)
+    assert set(bodies.values()) == {1} and sum(bodies.values()) == len(rows) == 20
+    meta = rows_metadata(result)
+    shards = meta["shards"].records
+    assert len(shards) == 12 and sum(r.data["rows"] for r in shards) == 20
+    assert meta["chat_calls"].value == 20 and meta["cached_rows"].value == 0
+    assert meta["endpoints"].data["openai"]["chat_calls"] == 20
+    assert not (isolated_home / "tables" / "evaluation_rows.partial.parquet").exists()
+
+
+def sharded_evaluation_job() -> dg.JobDefinition:
+    """evaluation_rows (and its check) on the multiprocess executor: a step per process."""
+    job = dg.define_asset_job("sharded_evaluation",
+                              selection=dg.AssetSelection.assets("evaluation_rows"),
+                              executor_def=dg.multiprocess_executor.configured(
+                                  {"max_concurrent": 2}))
+    return dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks,
+                          resources=defs.resources, jobs=[job]).get_job_def("sharded_evaluation")
+
+
+def _run_in_processes(instance: dg.DagsterInstance) -> list[dict]:
+    """Execute the job; return the shard steps' `rows` output metadata."""
+    with dg.execute_job(dg.reconstructable(sharded_evaluation_job), instance=instance) as result:
+        assert result.success
+        outputs = [e for e in result.all_events if e.is_successful_output
+                   and (e.step_key or "").startswith(SHARD_STEP)
+                   and e.event_specific_data.step_output_handle.output_name == "rows"]
+        return [{k: v.value for k, v in e.event_specific_data.metadata.items()}
+                for e in outputs]
+
+
+def test_shards_on_the_multiprocess_executor_run_in_several_processes(
+        openai_env, isolated_home, monkeypatch) -> None:
+    monkeypatch.setenv("LLMOPS_EVAL_LIMIT", "4")
+    assert materialize(upstream()).success
+    monkeypatch.setenv("LLMOPS_EVAL_SHARDS", "candidate")
+    monkeypatch.setenv("LLMOPS_EVAL_SHARD_QUESTIONS", "2")
+    openai_env.reset()
+    instance = dg.DagsterInstance.get()  # DAGSTER_HOME: the conftest's, persistent for the run
+    shards = _run_in_processes(instance)
+    assert len(shards) == 8  # 4 candidates x 2 ranges of 2 questions
+    assert len({s["pid"] for s in shards}) >= 2
+    assert all(s["worker"] == f"{s['host']}:{s['pid']}" for s in shards)  # not on Dask
+    rows = table(isolated_home, "evaluation_rows")
+    candidates = table(isolated_home, "candidates")
+    assert len(rows) == 16 == len(rows.drop_duplicates(["candidate_id", "qa_id"]))
+    assert set(rows["candidate_id"]) == set(candidates["candidate_id"])
+    bodies = chat_bodies(openai_env)
+    assert set(bodies.values()) == {1} and sum(bodies.values()) == 16
+    # The shards' files are on tables_root, where every worker reads them.
+    assert list((isolated_home / "tables" / ".shards").glob("*/evaluation_rows.*/rows/*.parquet"))
+
+    openai_env.reset()
+    _run_in_processes(instance)
+    assert openai_env.counts["chat"] == 0
+    assert table(isolated_home, "evaluation_rows")["cached"].all()
+
+
+@pytest.mark.parametrize("cap", ["0.0016"])
+def test_a_shard_over_its_budget_share_fails_the_run_and_a_rerun_rebills_nothing(
+        openai_env, isolated_home, monkeypatch, cap: str) -> None:
+    monkeypatch.setenv("LLMOPS_EVAL_LIMIT", "4")
+    assert materialize(upstream()).success
+    monkeypatch.setenv("LLMOPS_EVAL_SHARDS", "candidate")
+    monkeypatch.setenv("LLMOPS_EVAL_SHARD_QUESTIONS", "2")
+    # 8 shards of 2 rows: $0.0002 each, less than two answers' worst case (max_tokens reserved).
+    monkeypatch.setenv("LLMOPS_MAX_COST_USD", cap)
+    openai_env.reset()
+    result = materialize(dg.AssetSelection.assets("evaluation_rows"), raise_on_error=False)
+    assert not result.success
+    failures = [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
+    assert failures and all(f"of LLMOPS_MAX_COST_USD=${cap}" in text and "partial results in"
+                            in text for text in failures)
+    partials = sorted((isolated_home / "tables").glob("evaluation_rows.partial.*.parquet"))
+    assert len(partials) == len(failures)
+    kept = pd.concat([pd.read_parquet(p) for p in partials])
+    answered = chat_bodies(openai_env)
+    assert len(kept) > 0 and sum(answered.values()) >= len(kept)
+    assert not (isolated_home / "tables" / "evaluation_rows.parquet").exists()
+
+    monkeypatch.setenv("LLMOPS_MAX_COST_USD", "1.0")
+    openai_env.reset()
+    assert materialize(dg.AssetSelection.assets("evaluation_rows")).success
+    again = chat_bodies(openai_env)
+    assert not set(again) & set(answered)  # nothing answered before is paid again
+    rows = table(isolated_home, "evaluation_rows")
+    assert len(rows) == 16 and int(rows["cached"].sum()) == sum(answered.values())
+    assert not list((isolated_home / "tables").glob("evaluation_rows.partial*.parquet"))
