@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -82,7 +81,7 @@ def sharded_evaluation_job() -> dg.JobDefinition:
                               executor_def=dg.multiprocess_executor.configured(
                                   {"max_concurrent": 2}))
     return dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks,
-                          resources=defs.resources, jobs=[job]).get_job_def("sharded_evaluation")
+                          resources=defs.resources, jobs=[job]).resolve_job_def("sharded_evaluation")
 
 
 def _run_in_processes(instance: dg.DagsterInstance) -> list[dict]:
@@ -112,10 +111,12 @@ def test_shards_on_the_multiprocess_executor_run_in_several_processes(
     candidates = table(isolated_home, "candidates")
     assert len(rows) == 16 == len(rows.drop_duplicates(["candidate_id", "qa_id"]))
     assert set(rows["candidate_id"]) == set(candidates["candidate_id"])
+    # Asked once each; the rest were answered upstream by the prompt playground (same keys).
     bodies = chat_bodies(openai_env)
-    assert set(bodies.values()) == {1} and sum(bodies.values()) == 16
+    assert set(bodies.values()) == {1} and sum(bodies.values()) == int((~rows["cached"]).sum()) > 0
     # The shards' files are on tables_root, where every worker reads them.
-    assert list((isolated_home / "tables" / ".shards").glob("*/evaluation_rows.*/rows/*.parquet"))
+    shard_files = isolated_home / "tables" / ".shards"
+    assert list(shard_files.rglob("evaluation_rows.evaluate_shard_*/rows*.parquet"))
 
     openai_env.reset()
     _run_in_processes(instance)
@@ -151,5 +152,6 @@ def test_a_shard_over_its_budget_share_fails_the_run_and_a_rerun_rebills_nothing
     again = chat_bodies(openai_env)
     assert not set(again) & set(answered)  # nothing answered before is paid again
     rows = table(isolated_home, "evaluation_rows")
-    assert len(rows) == 16 and int(rows["cached"].sum()) == sum(answered.values())
+    # Cached: what the stopped run answered, and what the prompt playground asked upstream.
+    assert len(rows) == 16 and int(rows["cached"].sum()) >= sum(answered.values())
     assert not list((isolated_home / "tables").glob("evaluation_rows.partial*.parquet"))
