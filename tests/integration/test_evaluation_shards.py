@@ -12,8 +12,10 @@ from collections import Counter
 import dagster as dg
 import pandas as pd
 import pytest
+from upath import UPath
 
 from llmops_pipelines.definitions import defs
+from llmops_pipelines.defs.resources import EndpointKeysResource
 from tests.integration.test_evaluation_assets import upstream
 from tests.integration.test_lifecycle import table
 from tests.support.openai_server import FakeOpenAIServer
@@ -155,3 +157,30 @@ def test_a_shard_over_its_budget_share_fails_the_run_and_a_rerun_rebills_nothing
     # Cached: what the stopped run answered, and what the prompt playground asked upstream.
     assert len(rows) == 16 and int(rows["cached"].sum()) >= sum(answered.values())
     assert not list((isolated_home / "tables").glob("evaluation_rows.partial*.parquet"))
+
+
+def test_shard_files_go_to_any_fsspec_tables_root(monkeypatch) -> None:
+    """LLMOPS_TABLES_URI may be any fsspec URL: here fsspec's in-memory filesystem."""
+    from dagster._core.types.dagster_type import resolve_dagster_type
+
+    from llmops_pipelines.defs.resources import LlmopsResource
+    from llmops_pipelines.defs.shard_io import ShardIOManager, ShardIOManagerResource
+
+    monkeypatch.setenv("LLMOPS_TABLES_URI", "memory://team-tables")
+    resource = ShardIOManagerResource(llmops=LlmopsResource(endpoint_keys=EndpointKeysResource()))
+    manager = resource.create_io_manager(dg.build_init_resource_context())
+    assert isinstance(manager, ShardIOManager)
+    frame = pd.DataFrame({"row_id": ["a", "b"], "cost_usd": [0.1, 0.2]})
+    step = "evaluation_rows.evaluate_shard_openai[s0_x_q0]"
+    for name, value, kind in (("rows", frame, pd.DataFrame), ("stats", {"rows": 2}, dict)):
+        out = dg.build_output_context(run_id="run-1", step_key=step, name=name,
+                                      dagster_type=resolve_dagster_type(kind))
+        manager.handle_output(out, value)
+        back = manager.load_input(dg.build_input_context(upstream_output=out))
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(back, value)
+        else:
+            assert back == value
+    written = sorted(str(p.relative_to(UPath("memory://team-tables/.shards")))
+                     for p in UPath("memory://team-tables/.shards").rglob("*") if p.is_file())
+    assert written == [f"run-1/{step}/rows.parquet", f"run-1/{step}/stats.json"]
