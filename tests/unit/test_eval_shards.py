@@ -91,3 +91,13 @@ def test_safe_names_and_where_this_process_runs() -> None:
     identity = worker_identity()  # not inside a Dask worker here
     assert identity["pid"] == os.getpid()
     assert identity["worker"] == f"{identity['host']}:{os.getpid()}"
+
+
+def test_inside_a_dask_worker_the_worker_is_named_by_dask() -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        identity = client.submit(worker_identity, pure=False).result(timeout=60)
+        [name] = [w.name for w in cluster.workers.values()]
+    assert identity["worker"] == str(name) != f"{identity['host']}:{identity['pid']}"
