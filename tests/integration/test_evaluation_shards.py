@@ -15,6 +15,7 @@ import pytest
 from upath import UPath
 
 from llmops_pipelines.definitions import defs
+from llmops_pipelines.defs.evaluation_shards import catalog_endpoints, evaluation_rows_asset
 from llmops_pipelines.defs.resources import EndpointKeysResource
 from tests.integration.test_evaluation_assets import upstream
 from tests.integration.test_lifecycle import table
@@ -184,3 +185,41 @@ def test_shard_files_go_to_any_fsspec_tables_root(monkeypatch) -> None:
     written = sorted(str(p.relative_to(UPath("memory://team-tables/.shards")))
                      for p in UPath("memory://team-tables/.shards").rglob("*") if p.is_file())
     assert written == [f"run-1/{step}/rows.parquet", f"run-1/{step}/stats.json"]
+
+
+def test_a_shard_op_per_catalog_endpoint_each_in_its_pool(tmp_path, monkeypatch) -> None:
+    asset = evaluation_rows_asset(["openai", "my-vllm"])
+    ops = {node.name: node for node in asset.node_def.node_defs}  # type: ignore[union-attr]
+    assert {name: op.pool for name, op in ops.items() if name.startswith("evaluate_shard_")} == {
+        "evaluate_shard_openai": "llm_endpoint_openai",
+        "evaluate_shard_my_vllm": "llm_endpoint_my-vllm", "evaluate_shard_mixed": None}
+    assert asset.key == dg.AssetKey("evaluation_rows")
+    # A catalog that cannot be read when the code loads: the two built-in endpoints.
+    broken = tmp_path / "assets"
+    broken.mkdir()
+    (broken / "models.yaml").write_text("endpoints: [not, a, mapping]\n")
+    monkeypatch.setenv("LLMOPS_ASSETS_DIR", str(broken))
+    assert catalog_endpoints() == ["local", "openai"]
+
+
+def test_a_candidate_whose_endpoint_has_no_op_runs_in_the_mixed_step(
+        openai_env, isolated_home, monkeypatch) -> None:
+    monkeypatch.setenv("LLMOPS_EVAL_LIMIT", "2")
+    assert materialize(upstream()).success
+    monkeypatch.setenv("LLMOPS_EVAL_SHARDS", "candidate")
+    # As if the catalog had no `openai` endpoint when the code location loaded.
+    rows_key = dg.AssetKey("evaluation_rows")
+    assets = [a for a in defs.assets if rows_key not in getattr(a, "keys", ())]
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([*assets, evaluation_rows_asset(["local"]), *defs.asset_checks],
+                            resources=defs.resources, instance=instance,
+                            selection=dg.AssetSelection.assets("evaluation_rows"))
+    assert result.success
+    steps = {e.step_key for e in result.all_events if e.is_step_success}
+    assert sum(1 for s in steps if s.startswith(f"{SHARD_STEP}mixed[")) == 4  # one per candidate
+    assert not any(s.startswith(f"{SHARD_STEP}local[") for s in steps)
+    warnings = [r.user_message for r in instance.all_logs(result.run_id)
+                if r.step_key == "evaluation_rows.plan_evaluation_shards"
+                and "has no shard step" in r.user_message]
+    assert len(warnings) == 4
+    assert len(table(isolated_home, "evaluation_rows")) == 8
