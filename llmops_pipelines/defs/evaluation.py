@@ -1,4 +1,8 @@
-"""Evaluation assets: candidates, one scored row per question x candidate, and the summary."""
+"""Evaluation assets: candidates, the summary, and what evaluation_rows' shards share.
+
+evaluation_rows itself (one scored row per question x candidate) is a graph asset built in
+evaluation_shards.py, as its shard ops come from the catalog's endpoints.
+"""
 
 from collections.abc import Callable
 from dataclasses import replace
