@@ -91,10 +91,11 @@ def plan_shards(candidates: Sequence[tuple[str, str]], questions: int, mode: str
                   for start in range(0, questions, step)]
     shares = budget_shares([stop - start for _, _, start, stop in parts], max_cost_usd)
     width = len(str(len(parts) - 1))
-    specs = [ShardSpec(f"s{i:0{width}d}_{safe_name(cid)[:40]}_q{start}", i, (cid,), start, stop,
-                       endpoint, share, stop - start)
-             for i, ((cid, endpoint, start, stop), share) in enumerate(zip(parts, shares,
-                                                                         strict=True))]
+    specs = []
+    for i, ((cid, endpoint, start, stop), share) in enumerate(zip(parts, shares, strict=True)):
+        # Readable in the UI's step list, unique by its number.
+        key = f"s{i:0{width}d}_{safe_name(cid)[:40].rstrip('_')}_q{start}"
+        specs.append(ShardSpec(key, i, (cid,), start, stop, endpoint, share, stop - start))
     return specs, warnings
 
 
