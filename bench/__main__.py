@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench import curation, embedder, engine, incremental, rag, retrieval, validity
+from bench import curation, embedder, engine, incremental, rag, retrieval, scale, validity
 
 BENCHES = {"engine": engine.run, "embedder": embedder.run, "rag": rag.run,
            "retrieval": retrieval.run, "curation": curation.run, "incremental": incremental.run,
-           "validity": validity.run}
+           "validity": validity.run, "scale": scale.run}
 
 
 def main(argv: list[str] | None = None) -> int:

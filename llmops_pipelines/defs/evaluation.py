@@ -1,4 +1,8 @@
-"""Evaluation assets: candidates, one scored row per question x candidate, and the summary."""
+"""Evaluation assets: candidates, the summary, and what evaluation_rows' shards share.
+
+evaluation_rows itself (one scored row per question x candidate) is a graph asset built in
+evaluation_shards.py, as its shard ops come from the catalog's endpoints.
+"""
 
 from collections.abc import Callable
 from dataclasses import replace
@@ -6,21 +10,20 @@ from dataclasses import replace
 import dagster as dg
 import pandas as pd
 
-from llmops_pipelines.curation import data_version
 from llmops_pipelines.defs import metadata as meta
 from llmops_pipelines.defs.metadata import column_schema, markdown_table, preview
 from llmops_pipelines.defs.resources import LlmopsResource
-from llmops_pipelines.errors import BudgetExceededError, PromptError
-from llmops_pipelines.evaluation import aggregate, changes, side_by_side
+from llmops_pipelines.errors import PromptError
+from llmops_pipelines.evaluation import aggregate, side_by_side
 from llmops_pipelines.evaluation import candidates as cands
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.input_mapping import InputMapping
 from llmops_pipelines.evaluation.judges import Judges
-from llmops_pipelines.evaluation.runner import RunContext, evaluate
+from llmops_pipelines.evaluation.runner import RunContext
 from llmops_pipelines.evaluation.scoring import EVALUATOR_VERSION
 from llmops_pipelines.evaluation.validity import record as validity_record
 from llmops_pipelines.rag.app import retrieve
-from llmops_pipelines.schemas import CANDIDATES, EVALUATION_ROWS, EVALUATION_SUMMARY
+from llmops_pipelines.schemas import CANDIDATES, EVALUATION_SUMMARY
 from llmops_pipelines.settings import Settings
 
 GROUP = "evaluation"
@@ -97,9 +100,19 @@ def _contexts(llmops: LlmopsResource, qa: pd.DataFrame,
     return of
 
 
+def eval_questions(curated_qa: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """The eval split in qa_id order, cut to LLMOPS_EVAL_LIMIT: what shard ranges index into."""
+    qa = curated_qa[curated_qa["split"] == "eval"].sort_values("qa_id")
+    if settings.eval_limit:
+        qa = qa.head(settings.eval_limit)
+    if qa.empty:
+        raise dg.Failure("the eval split is empty: add Q&A pairs to LLMOPS_DATASETS_DIR")
+    return qa
+
+
 def _run_context(settings: Settings, llmops: LlmopsResource, cache: CallCache,
                  versions: dict[str, str], log: dg.DagsterLogManager,
-                 candidates: list[cands.Candidate]) -> RunContext:
+                 candidates: list[cands.Candidate], partial: str = PARTIAL) -> RunContext:
     lineup = llmops.lineup
     judges = (Judges.load(settings.assets_dir / "evaluators", settings.judge_model,
                           settings.judge_repeats) if settings.judge_model else None)
@@ -111,7 +124,7 @@ def _run_context(settings: Settings, llmops: LlmopsResource, cache: CallCache,
                       judges=judges, max_cost_usd=settings.max_cost_usd,
                       row_timeout_s=settings.eval_row_timeout_s,
                       max_attempts=settings.eval_max_attempts, stream=settings.stream,
-                      partial_path=settings.tables_dir / PARTIAL, routes=routes,
+                      partial_path=settings.tables_dir / partial, routes=routes,
                       scorer=lineup.embedder, judge_endpoint=lineup.judge_endpoint)
 
 
@@ -122,14 +135,23 @@ def chat_calls(ctx: RunContext) -> int:
     return sum(p.stats.calls["chat"] for p in providers.values())
 
 
-def endpoint_table(ctx: RunContext, rows: pd.DataFrame) -> dict[str, dict]:
-    """Per endpoint: candidates, chat calls made, the most in flight at once, and dollars."""
+def endpoint_calls(ctx: RunContext) -> dict[str, int]:
+    """Chat calls each endpoint's provider made in this process so far."""
+    return {name: int(route.provider.stats.calls["chat"]) for name, route in ctx.routes.items()}
+
+
+def endpoint_table(ctx: RunContext, rows: pd.DataFrame,
+                   since: dict[str, int] | None = None) -> dict[str, dict]:
+    """Per endpoint: candidates, chat calls made (after `since`), the most in flight, dollars.
+
+    `since`: endpoint_calls before the shard ran, as the providers outlive one shard in-process.
+    """
     out = {}
     for name, route in ctx.routes.items():
         mine = rows[rows["endpoint"] == name]
         stats = route.provider.stats
         out[name] = {"candidates": int(mine["candidate_id"].nunique()),
-                     "chat_calls": int(stats.calls["chat"]),
+                     "chat_calls": int(stats.calls["chat"]) - (since or {}).get(name, 0),
                      "concurrency": route.concurrency,
                      "peak_in_flight": int(stats.peak_in_flight) if route.provider.name == "local"
                      else None,
@@ -137,53 +159,8 @@ def endpoint_table(ctx: RunContext, rows: pd.DataFrame) -> dict[str, dict]:
     return out
 
 
-@dg.asset(group_name=GROUP)
-def evaluation_rows(context: dg.AssetExecutionContext, llmops: LlmopsResource,
-                    curated_documents: pd.DataFrame, curated_qa: pd.DataFrame, rag_index: dict,
-                    candidates: pd.DataFrame, finetuned_model: dict) -> dg.Output[pd.DataFrame]:
-    """Answer every eval-split question with every candidate's RAG app and score five metrics."""
-    settings = llmops.settings
-    qa = curated_qa[curated_qa["split"] == "eval"].sort_values("qa_id")
-    if settings.eval_limit:
-        qa = qa.head(settings.eval_limit)
-    if qa.empty:
-        raise dg.Failure("the eval split is empty: add Q&A pairs to LLMOPS_DATASETS_DIR")
-    objects = _candidate_objects(llmops, candidates, finetuned_model, curated_documents,
-                                 context.log)
-    versions = {"data": data_version(curated_documents, curated_qa),
-                "index": rag_index["index_version"]}
-    cache = CallCache(settings.cache_path)
-    try:
-        ctx = _run_context(settings, llmops, cache, versions, context.log, objects)
-        contexts = _contexts(llmops, qa, objects)
-        previous = changes.previous_rows(settings.tables_dir / "evaluation_rows.parquet")
-        ctx.legacy_index_version = changes.previous_index_version(previous)
-        rows = evaluate(objects, qa, contexts, ctx, llmops.run_defaults())
-    except BudgetExceededError as exc:
-        raise dg.Failure(description=str(exc), metadata={
-            "partial_results": dg.MetadataValue.path(str(settings.tables_dir / PARTIAL))}) from exc
-    finally:
-        cache.close()
-    # A finished run supersedes what an earlier, stopped one kept.
-    (settings.tables_dir / PARTIAL).unlink(missing_ok=True)
-    reruns = changes.rerun_summary(previous, rows)
-    context.log.info(reruns)
-    labels = meta.candidate_labels(rows)
-    return dg.Output(rows, metadata={
-        "reruns": reruns, "experiment": llmops.lineup.experiment.name,
-        "dagster/row_count": len(rows), "dagster/column_schema": column_schema(EVALUATION_ROWS),
-        "errors": int(rows["error"].notna().sum()),
-        "cached_rows": int(rows["cached"].sum()), "chat_calls": chat_calls(ctx),
-        "endpoints": dg.MetadataValue.json(endpoint_table(ctx, rows)),
-        # What this run paid vs what the cached rows cost when first made (answers + judges).
-        **meta.spend(rows),
-        "judge_cost_usd": meta.rounded(float(rows["judge_cost_usd"].sum())) or 0.0,
-        "judge_model": settings.judge_model or "none", **versions,
-        "preview": meta.rows_preview(rows, labels),
-    })
-
-
-@dg.asset_check(asset=evaluation_rows, blocking=True,
+# By key: the graph asset is built in evaluation_shards.py from the catalog's endpoints.
+@dg.asset_check(asset="evaluation_rows", blocking=True,
                 additional_ins={"candidates": dg.AssetIn("candidates")},
                 description="Exactly one row per eval question x candidate (row_id unique).")
 def one_row_per_question_and_candidate(evaluation_rows: pd.DataFrame,

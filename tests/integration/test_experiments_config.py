@@ -139,7 +139,8 @@ def test_llmops_fields_have_defaults_and_descriptions_and_keys_are_masked_env_va
     monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
     monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
     built = resources()
-    assert set(built) == {"llmops", "endpoint_keys", "io_manager"}
+    # shard_io_manager: the evaluation shards' intermediate files, on the same settings.
+    assert set(built) == {"llmops", "endpoint_keys", "io_manager", "shard_io_manager"}
 
     llmops = built["llmops"]
     assert isinstance(llmops, LlmopsResource)
