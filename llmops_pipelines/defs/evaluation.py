@@ -124,7 +124,7 @@ def _run_context(settings: Settings, llmops: LlmopsResource, cache: CallCache,
                       judges=judges, max_cost_usd=settings.max_cost_usd,
                       row_timeout_s=settings.eval_row_timeout_s,
                       max_attempts=settings.eval_max_attempts, stream=settings.stream,
-                      partial_path=settings.tables_dir / partial, routes=routes,
+                      partial_path=settings.tables_root / partial, routes=routes,
                       scorer=lineup.embedder, judge_endpoint=lineup.judge_endpoint)
 
 

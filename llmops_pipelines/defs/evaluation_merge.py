@@ -58,8 +58,8 @@ def shards_table(stats: list[dict]) -> dg.MetadataValue:
 
 def _clear_partials(settings: Settings) -> None:
     # A finished run supersedes what an earlier, stopped one kept (one file, or one per shard).
-    for path in [settings.tables_dir / PARTIAL,
-                 *settings.tables_dir.glob("evaluation_rows.partial.*.parquet")]:
+    for path in [settings.tables_root / PARTIAL,
+                 *settings.tables_root.glob("evaluation_rows.partial.*.parquet")]:
         path.unlink(missing_ok=True)
 
 
@@ -82,7 +82,7 @@ def merge_shards(outputs: list[str]) -> dg.OpDefinition:
         order = list(dict.fromkeys(c for s in specs for c in s.candidate_ids))
         rows = ordered([f for name in outputs for f in collected[f"rows_{name}"]], specs, order)
         rows = conform(rows, EVALUATION_ROWS, name="evaluation_rows")
-        previous = changes.previous_rows(settings.tables_dir / "evaluation_rows.parquet")
+        previous = changes.previous_rows(settings.tables_root / "evaluation_rows.parquet")
         _clear_partials(settings)
         reruns = changes.rerun_summary(previous, rows)
         context.log.info(reruns)

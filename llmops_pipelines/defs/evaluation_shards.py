@@ -1,6 +1,6 @@
 """evaluation_rows as a graph: plan shards, run each as its own step, merge them in plan order.
 
-Each shard is a step, so a distributed executor (dagster-dask, multiprocess, k8s) runs shards on
+Each shard is a step, so a distributed executor (our Dask step executor, multiprocess, k8s) runs shards on
 different workers. Dagster pools are static per op definition, so there is one shard op per
 endpoint of the catalog (pool `llm_endpoint_<name>`: `dagster instance concurrency set` caps
 the steps calling one endpoint at once) and one op without a pool for the mixed "off" shard.
@@ -27,6 +27,7 @@ from llmops_pipelines.defs.evaluation import (
     eval_questions,
 )
 from llmops_pipelines.defs.evaluation_merge import merge_shards
+from llmops_pipelines.defs.executors import ENDPOINT_TAG
 from llmops_pipelines.defs.resources import LlmopsResource
 from llmops_pipelines.errors import BudgetExceededError, LlmopsError
 from llmops_pipelines.evaluation import changes
@@ -127,13 +128,13 @@ def run_shard(context: dg.OpExecutionContext, llmops: LlmopsResource, spec: Shar
     versions = {"data": data_version(documents, curated_qa),
                 "index": upstream["rag_index"]["index_version"]}
     cache = CallCache.from_settings(settings)
-    partial = settings.tables_dir / _partial_name(spec)
+    partial = settings.tables_root / _partial_name(spec)
     try:
         ctx = _run_context(settings, llmops, cache, versions, context.log, objects,
                            partial=partial.name)
         calls_before, per_endpoint = chat_calls(ctx), endpoint_calls(ctx)
         contexts = _contexts(llmops, qa, objects)  # retrieval for this shard's questions only
-        previous = changes.previous_rows(settings.tables_dir / "evaluation_rows.parquet")
+        previous = changes.previous_rows(settings.tables_root / "evaluation_rows.parquet")
         ctx.legacy_index_version = changes.previous_index_version(previous)
         rows = evaluate(objects, qa, contexts, ctx, llmops.run_defaults())
     except BudgetExceededError as exc:
@@ -151,7 +152,9 @@ def run_shard(context: dg.OpExecutionContext, llmops: LlmopsResource, spec: Shar
 
 
 def _shard_op(out_name: str, endpoint: str) -> dg.OpDefinition:
+    # The pool limits an endpoint's steps across runs; the tag, k8s_job_executor's per-run limit.
     @dg.op(name=f"evaluate_shard_{out_name}", pool=pool_name(endpoint) if endpoint else None,
+           tags={ENDPOINT_TAG: endpoint} if endpoint else None,
            ins={"spec": dg.In(dict), **{name: dg.In() for name in UPSTREAM}},
            out={"rows": dg.Out(pd.DataFrame, io_manager_key=SHARD_IO),
                  "stats": dg.Out(dict, io_manager_key=SHARD_IO)})
