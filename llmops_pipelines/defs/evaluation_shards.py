@@ -1,7 +1,7 @@
 """evaluation_rows as a graph: plan shards, run each as its own step, merge them in plan order.
 
-Each shard is a step, so a distributed executor (our Dask step executor, multiprocess, k8s) runs shards on
-different workers. Dagster pools are static per op definition, so there is one shard op per
+Each shard is a step, so a distributed executor (the Dask step executor, multiprocess, k8s) runs
+shards on different workers. Dagster pools are static per op definition, so there is one shard op per
 endpoint of the catalog (pool `llm_endpoint_<name>`: `dagster instance concurrency set` caps
 the steps calling one endpoint at once) and one op without a pool for the mixed "off" shard.
 """

@@ -58,9 +58,9 @@ def _rows(team: TeamDeployment) -> pd.DataFrame:
 
 
 def test_team_lifecycle_on_postgres_dask_and_chroma_server(tmp_path, monkeypatch) -> None:
+    _configure(monkeypatch, tmp_path)  # before the workers start: they inherit it
     with FakeOpenAIServer(rate_limit_rps=40) as server, \
             TeamDeployment(tmp_path, monkeypatch, server) as team:
-        _configure(monkeypatch, tmp_path)
         done = team.materialize()
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
@@ -101,9 +101,9 @@ def test_team_lifecycle_on_postgres_dask_and_chroma_server(tmp_path, monkeypatch
 
 def test_killed_worker_mid_evaluation_rebills_no_finished_row(tmp_path, monkeypatch) -> None:
     # Slow answers, so the kill lands while shards are answering.
+    _configure(monkeypatch, tmp_path)
     with FakeOpenAIServer(rate_limit_rps=40, route_latency_s={"chat": 0.4}) as server, \
             TeamDeployment(tmp_path, monkeypatch, server) as team:
-        _configure(monkeypatch, tmp_path)
         run = team.materialize("+evaluation_rows", background=True)
         deadline = time.monotonic() + 400
         while server.counts["chat"] < 6 and run.poll() is None and time.monotonic() < deadline:
