@@ -17,6 +17,8 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from llmops_pipelines.automation.config import automation_settings as _automation
+from llmops_pipelines.evaluation.cache import CallCache
+from llmops_pipelines.evaluation.cached_embeddings import CachedEmbeddings
 from llmops_pipelines.evaluation.lineup import CATALOG_FILE, Lineup, build_lineup
 from llmops_pipelines.evaluation.metrics.cost import Pricing
 from llmops_pipelines.prompts import Prompt, load_prompts
@@ -99,8 +101,15 @@ class LlmopsResource(dg.ConfigurableResource):
 
     @property
     def embedder(self) -> Provider:
-        """Who embeds the index and the questions: the experiment's embedding endpoint."""
-        return self.lineup.embedder
+        """Who embeds the index and the questions: the experiment's embedding endpoint.
+
+        A remote one answers from the call cache first (a re-run pays for no vector twice);
+        the embedded model is free and fast, so its vectors are not stored."""
+        embedder = self.lineup.embedder
+        if embedder.name == "local":
+            return embedder
+        settings = self.settings
+        return CachedEmbeddings(embedder, lambda: CallCache.from_settings(settings))
 
     def index(self) -> ChromaIndex:
         return ChromaIndex.from_settings(self.settings, self.embedder.embed)
