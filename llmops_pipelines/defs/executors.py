@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import dagster as dg
-from dagster._core.events import DagsterEvent
+from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.execution.retries import RetryMode
 from dagster._core.executor.in_process import InProcessExecutor
 from dagster._core.executor.step_delegating import (
@@ -43,9 +43,18 @@ def run_step_on_worker(serialized_args: str) -> str:
         run = instance.get_run_by_id(args.run_id)
         if run is None:
             raise RuntimeError(f"run {args.run_id} is not in the instance's run storage")
-        for _event in _execute_step_command_body(args, instance, run):
-            pass  # each event is already written to the event log
+        if not _already_done(instance, args):
+            for _event in _execute_step_command_body(args, instance, run):
+                pass  # each event is already written to the event log
     return str(get_worker().name)
+
+
+def _already_done(instance: DagsterInstance, args: ExecuteStepArgs) -> bool:
+    # Dask recomputes a finished task whose result died with its worker; the step must not
+    # run (and report) twice, so a step the event log shows finished is not run again.
+    done = instance.all_logs(args.run_id, of_type={DagsterEventType.STEP_SUCCESS,
+                                                   DagsterEventType.STEP_FAILURE})
+    return bool(set(args.step_keys_to_execute or ()) & {e.step_key for e in done})
 
 
 class DaskStepHandler(StepHandler):
@@ -75,7 +84,14 @@ class DaskStepHandler(StepHandler):
     def _key(context: StepHandlerContext) -> str:
         return context.execute_step_args.step_keys_to_execute[0]  # type: ignore[index]
 
+    def _release_finished(self) -> None:
+        # A released future's result is forgotten: Dask will not recompute a finished step
+        # when the worker holding its (tiny) result dies.
+        for step in [s for s, f in self._futures.items() if f.status == "finished"]:
+            self._futures.pop(step).release()
+
     def launch_step(self, step_handler_context: StepHandlerContext) -> Iterator[DagsterEvent]:
+        self._release_finished()
         step = self._key(step_handler_context)
         args = step_handler_context.execute_step_args
         # retries=0: a lost worker fails the step; Dagster's retry policy decides what next.
@@ -88,6 +104,7 @@ class DaskStepHandler(StepHandler):
             message=f"step submitted to the Dask scheduler at {self.address}", metadata={})
 
     def check_step_health(self, step_handler_context: StepHandlerContext) -> CheckStepHealthResult:
+        self._release_finished()  # a finished step's events tell how it went
         future = self._futures.get(self._key(step_handler_context))
         if future is None or future.status == "pending":
             return CheckStepHealthResult.healthy()
@@ -98,7 +115,7 @@ class DaskStepHandler(StepHandler):
                 reason = repr(exc)
             return CheckStepHealthResult.unhealthy(f"the Dask task failed ({reason}): its "
                                                    "worker died or was stopped")
-        return CheckStepHealthResult.healthy()  # finished: its events tell how the step went
+        return CheckStepHealthResult.healthy()
 
     def terminate_step(self, step_handler_context: StepHandlerContext) -> Iterator[DagsterEvent]:
         future = self._futures.pop(self._key(step_handler_context), None)

@@ -107,22 +107,28 @@ def test_killed_worker_mid_evaluation_rebills_no_finished_row(tmp_path, monkeypa
     _configure(monkeypatch, tmp_path)
     with FakeOpenAIServer(rate_limit_rps=40, route_latency_s={"chat": 0.4}) as server, \
             TeamDeployment(tmp_path, monkeypatch, server) as team:
-        run = team.materialize("+evaluation_rows", background=True)
+        run = team.materialize(background=True)
         deadline = time.monotonic() + 400
         while server.counts["chat"] < 6 and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert run.poll() is None, "the run ended before the evaluation started"
+        assert run.poll() is None, ("the run ended before the evaluation started",
+                                    run.communicate()[0][-3000:])
         victim = sorted(team.worker_pids().values())[0]
         os.kill(victim, signal.SIGKILL)
         output, _ = run.communicate(timeout=600)
         first = _chat_bodies(server)
+        # The step on the dead worker failed its health check (the run failed, naming why), or
+        # Dask ran the lost task again on the other worker and the run went on.
+        assert run.returncode == 0 or "worker died" in output, output[-3000:]
 
-        # Failed or retried, the re-run finishes the evaluation and re-asks only what was in
+        # Failed or retried, the re-run finishes the lifecycle and re-asks only what was in
         # flight when the worker died (answered by the server, never returned to the worker).
-        again = team.materialize("+evaluation_rows")
+        again = team.materialize()
         assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
         both = _chat_bodies(server)
         rebilled = sum(1 for body, n in both.items() if n > 1)
+        print(f"killed worker: first run exit {run.returncode}, {sum(first.values())} answers "
+              f"asked, {rebilled} asked again by the re-run")
         assert rebilled <= 2, (rebilled, output[-2000:])  # LLMOPS_EVAL_CONCURRENCY in flight
         rows = _rows(team)
         assert rows["row_id"].is_unique and len(rows) == QUESTIONS * rows["candidate_id"].nunique()
