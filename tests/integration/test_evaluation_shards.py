@@ -103,11 +103,12 @@ def test_shards_on_the_multiprocess_executor_run_in_several_processes(
     monkeypatch.setenv("LLMOPS_EVAL_LIMIT", "4")
     assert materialize(upstream()).success
     monkeypatch.setenv("LLMOPS_EVAL_SHARDS", "candidate")
-    monkeypatch.setenv("LLMOPS_EVAL_SHARD_QUESTIONS", "2")
     openai_env.reset()
     instance = dg.DagsterInstance.get()  # DAGSTER_HOME: the conftest's, persistent for the run
+    # One shard per candidate (a process each costs an import: the team test covers more
+    # shards, on Dask workers, and a second run there).
     shards = _run_in_processes(instance)
-    assert len(shards) == 8  # 4 candidates x 2 ranges of 2 questions
+    assert len(shards) == 4  # 4 candidates x their 4 questions
     assert len({s["pid"] for s in shards}) >= 2
     assert all(s["worker"] == f"{s['host']}:{s['pid']}" for s in shards)  # not on Dask
     rows = table(isolated_home, "evaluation_rows")
@@ -120,11 +121,6 @@ def test_shards_on_the_multiprocess_executor_run_in_several_processes(
     # The shards' files are on tables_root, where every worker reads them.
     shard_files = isolated_home / "tables" / ".shards"
     assert list(shard_files.rglob("evaluation_rows.evaluate_shard_*/rows*.parquet"))
-
-    openai_env.reset()
-    _run_in_processes(instance)
-    assert openai_env.counts["chat"] == 0
-    assert table(isolated_home, "evaluation_rows")["cached"].all()
 
 
 @pytest.mark.parametrize("cap", ["0.0016"])

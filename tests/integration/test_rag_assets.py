@@ -75,14 +75,14 @@ def test_rag_group_syncs_incrementally_and_evaluates_retrieval(openai_env, isola
     assert evaluation["recall@5 bm25"] == 1.0 and evaluation["configured_mode"] == "vector"
     assert "hit@5 vector" in evaluation["hit_rate_by_document"]
 
-    # Nothing changed: the sync embeds nothing. The two embedding requests of the run are the
-    # queries: the eval questions (one batch) and the check's sample (one batch).
+    # Nothing changed: the sync embeds nothing, and the queries (the eval questions and the
+    # check's sample) were embedded by the first run: their vectors come from the call cache.
     server.reset()
     again = materialize_rag()
     assert again.success and all(checks(again).values())
     assert metadata(again, "rag_index")["embed_calls"] == 0
     assert metadata(again, "rag_index")["index_version"] == index["index_version"]
-    assert server.counts["embeddings"] == 2
+    assert server.counts["embeddings"] == 0
 
     # The lamp manual removed: its chunks leave the index, nothing is embedded.
     server.reset()

@@ -26,6 +26,7 @@ from tests.support.postgres import PostgresServer
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 LIFECYCLE = "not key:nightly_reevaluation"  # what `make demo` materializes
+PASSWORD_SENTINEL = "sentinel-pw-4242"
 
 
 class TeamDeployment:
@@ -43,7 +44,9 @@ class TeamDeployment:
 
         self.pg = self._stack.enter_context(PostgresServer())
         self.pg.create_database("dagster")
-        self.state_url = self.pg.create_database("llmops")
+        # Trust auth accepts any password: one in the URL shows whether it leaks anywhere.
+        self.state_url = self.pg.create_database("llmops").replace(
+            "llmops@", f"llmops:{PASSWORD_SENTINEL}@")
         self.chroma = self._stack.enter_context(ChromaServer(self.tmp_path / "chroma"))
         home = Path(os.environ["DAGSTER_HOME"])
         shutil.copy(REPO / "deploy" / "team" / "dagster.yaml", home / "dagster.yaml")
