@@ -50,9 +50,10 @@ demo: install instance
 	echo; $(BIN)/llmops status; exit $$rc
 
 # The import contracts (pyproject.toml) are part of the tests: a layer violation fails CI.
+# Two workers (pytest-xdist), a test file each at a time: most tests wait on servers, not CPU.
 test: install
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $${PYTEST_WORKERS:-2} --dist loadfile $(PYTEST_ARGS)
 
 ui: install instance
 	$(BIN)/dagster dev -h 127.0.0.1 -p $${PORT:-3000} -m llmops_pipelines.definitions
