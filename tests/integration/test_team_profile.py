@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from tests.integration.test_lifecycle import lenient_gates
 from tests.support.openai_server import FakeOpenAIServer
 from tests.support.postgres import pg_bin
-from tests.support.team import PASSWORD_SENTINEL, TeamDeployment
+from tests.support.team import DAGSTER, PASSWORD_SENTINEL, TeamDeployment
 
 pytestmark = [
     pytest.mark.team,
@@ -47,6 +48,27 @@ def _shard_workers(run_id: str) -> dict[str, str]:
             if worker is not None and record.step_key:
                 found[record.step_key] = str(worker.value)
     return found
+
+
+def _shard_spans(run_id: str) -> list[tuple[float, float]]:
+    """(start, end) of each evaluation shard step of a run, by start."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    starts, ends = {}, {}
+    with DagsterInstance.get() as instance:
+        for record in instance.all_logs(run_id, of_type={DagsterEventType.STEP_START,
+                                                         DagsterEventType.STEP_SUCCESS}):
+            key = record.step_key or ""
+            if ".evaluate_shard_" in key:
+                kind = record.dagster_event.event_type if record.dagster_event else None
+                (starts if kind == DagsterEventType.STEP_START else ends)[key] = record.timestamp
+    return sorted((starts[k], ends[k]) for k in starts)
+
+
+def _last_run(team: TeamDeployment) -> str:
+    with team.connect("dagster") as conn:
+        return str(conn.execute(sa.text("SELECT run_id FROM runs ORDER BY id DESC LIMIT 1"))
+                   .scalar_one())
 
 
 def _chat_bodies(server: FakeOpenAIServer) -> Counter[str]:
@@ -112,13 +134,21 @@ def test_team_lifecycle_on_postgres_dask_and_chroma_server(tmp_path, monkeypatch
         assert cached >= len(rows) and history >= 1
         assert not list(Path(os.environ["LLMOPS_HOME"]).glob("*.sqlite"))
 
-        # 3. Another run of the whole lifecycle calls no model at all (what it may still ask:
-        # the model list and whether fine-tuning exists, free probes of the endpoint).
+        # 3. With the endpoint's pool at 1 (as the README says to set it), another run of the
+        # whole lifecycle runs its shards one at a time across both workers and calls no model
+        # (what it may still ask: the model list and whether fine-tuning exists, free probes).
+        pool = subprocess.run([DAGSTER, "instance", "concurrency", "set", "llm_endpoint_openai",
+                               "1"], env=dict(os.environ), capture_output=True, text=True)
+        assert pool.returncode == 0, pool.stderr[-2000:]
         before = Counter(server.counts)
         again = team.materialize()
         assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
         asked_again = Counter(server.counts) - before
         assert set(asked_again) <= {"models", "ft_list"}, asked_again
+        spans = _shard_spans(_last_run(team))
+        assert len(spans) == len(workers)
+        assert all(start >= end for (_, end), (start, _) in zip(spans, spans[1:], strict=False)), \
+            spans
 
         # The database password never reaches Dagster's event log, the tables or the output.
         with team.connect("dagster") as conn:
