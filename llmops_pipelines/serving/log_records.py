@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,6 +51,31 @@ class ServedLookup(Protocol):
     def add(self, exchange_id: str) -> None: ...
 
     def __contains__(self, exchange_id: object) -> bool: ...
+
+
+class KnownIds:
+    """Ids this process served, else looked up in the log (served before a restart, or by
+    another process writing the same log); found ids are remembered."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, exchange_id: str) -> None:
+        with self._lock:
+            self._ids.add(exchange_id)
+
+    def __contains__(self, exchange_id: object) -> bool:
+        with self._lock:
+            if exchange_id in self._ids:
+                return True
+        found = self._look_up(str(exchange_id))
+        if found:
+            self.add(str(exchange_id))
+        return found
+
+    def _look_up(self, exchange_id: str) -> bool:
+        raise NotImplementedError
 
 
 class LogStore(Protocol):

@@ -15,6 +15,7 @@ from typing import Any
 from llmops_pipelines.serving.log_records import (
     EXCHANGE,
     FEEDBACK,
+    KnownIds,
     LogStore,
     LogWindow,
     ServedLookup,
@@ -68,7 +69,7 @@ class ProductionLog:
                 os.close(fd)
 
 
-class ServedIds:
+class ServedIds(KnownIds):
     """The exchange ids in the production log: feedback may rate only what was served.
 
     The log is the record, so ids served before a restart (or by another process writing the
@@ -76,17 +77,11 @@ class ServedIds:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path, self._offset, self._ids = Path(path), 0, set[str]()
-        self._lock = threading.Lock()
+        super().__init__()
+        self.path, self._offset = Path(path), 0
 
-    def add(self, exchange_id: str) -> None:
+    def _look_up(self, exchange_id: str) -> bool:
         with self._lock:
-            self._ids.add(exchange_id)
-
-    def __contains__(self, exchange_id: object) -> bool:
-        with self._lock:
-            if exchange_id in self._ids:
-                return True
             self._catch_up()
             return exchange_id in self._ids
 

@@ -11,12 +11,17 @@ the reader needs no lock and never blocks a writer.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import sqlalchemy as sa
 
-from llmops_pipelines.serving.log_records import EXCHANGE, LogWindow, ServedLookup, encode
+from llmops_pipelines.serving.log_records import (
+    EXCHANGE,
+    KnownIds,
+    LogWindow,
+    ServedLookup,
+    encode,
+)
 from llmops_pipelines.state.engine import masked, shared_engine
 from llmops_pipelines.state.tables import production_log
 
@@ -67,24 +72,15 @@ class PostgresProductionLog:
         return _ServedRows(self._engine)
 
 
-class _ServedRows:
+class _ServedRows(KnownIds):
     """Exchange ids this process served, else looked up in the table (another host's)."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine, self._ids, self._lock = engine, set[str](), threading.Lock()
+        super().__init__()
+        self._engine = engine
 
-    def add(self, exchange_id: str) -> None:
-        with self._lock:
-            self._ids.add(exchange_id)
-
-    def __contains__(self, exchange_id: object) -> bool:
-        with self._lock:
-            if exchange_id in self._ids:
-                return True
+    def _look_up(self, exchange_id: str) -> bool:
         with self._engine.connect() as conn:
-            found = conn.scalar(sa.select(sa.literal(1)).where(
-                production_log.c.exchange_id == str(exchange_id),
+            return conn.scalar(sa.select(sa.literal(1)).where(
+                production_log.c.exchange_id == exchange_id,
                 production_log.c.kind == EXCHANGE).limit(1)) is not None
-        if found:
-            self.add(str(exchange_id))
-        return found
