@@ -157,6 +157,12 @@ class Settings:
     serve_port: int = 8000
     serve_max_body_bytes: int = 1 << 20  # larger request bodies get 413
     monitor_sample: int = 200
+    # Conversations: what retrieval searches for on a follow-up (concat: the last user turns;
+    # rewrite: the candidate's model writes a standalone question), and the model's window the
+    # history is trimmed to (oldest turns first).
+    conversation_query: str = "concat"
+    context_tokens: int = 2048
+    trace_content: bool = False  # LLMOPS_TRACE_CONTENT=on: question/answer text in span attributes
     # Automation: the cron, timezone and sensor interval are read when the code location loads.
     nightly_cron: str = "0 2 * * *"
     timezone: str = "UTC"
@@ -232,6 +238,9 @@ class Settings:
             serve_port=_int(env, "LLMOPS_SERVE_PORT", 8000, minimum=1, maximum=65535),
             serve_max_body_bytes=_int(env, "LLMOPS_SERVE_MAX_BODY_BYTES", 1 << 20, minimum=1),
             monitor_sample=_int(env, "LLMOPS_MONITOR_SAMPLE", 200, minimum=1),
+            conversation_query=_choice(env, "LLMOPS_CONVERSATION_QUERY", ("concat", "rewrite")),
+            context_tokens=_int(env, "LLMOPS_CONTEXT_TOKENS", 2048, minimum=256),
+            trace_content=_choice(env, "LLMOPS_TRACE_CONTENT", ("off", "on")) == "on",
             nightly_cron=env.get("LLMOPS_NIGHTLY_CRON") or "0 2 * * *",
             timezone=env.get("LLMOPS_TIMEZONE") or "UTC",
             sensor_interval_s=_int(env, "LLMOPS_SENSOR_INTERVAL_S", 30, minimum=1),

@@ -16,8 +16,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from llmops_pipelines.errors import LlmopsError, ProviderError
+from llmops_pipelines.rag.conversation import ConversationError, parse_messages
 from llmops_pipelines.serving.champion_app import ChampionApp, NoChampionError, exchange_record
 from llmops_pipelines.serving.log_records import LogStore
+from llmops_pipelines.tracing import Trace
 
 log = logging.getLogger(__name__)
 RATINGS = {"up": 1, "down": -1, "1": 1, "-1": -1}
@@ -33,23 +35,12 @@ def _error(status: int, message: str, code: str, type_: str = "invalid_request_e
                                    "param": None}}, status_code=status)
 
 
-def _question(body: Any) -> str | None:
-    messages = body.get("messages") if isinstance(body, dict) else None
-    for message in reversed(messages if isinstance(messages, list) else []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # typed parts: keep the text ones
-                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-            if isinstance(content, str) and content.strip():
-                return content.strip()
-    return None
-
-
 def create_app(app: ChampionApp, token: str, production_log: LogStore, *,
                max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
     """The ASGI app; every route but /health needs `Authorization: Bearer <token>`."""
     expected = f"Bearer {token}".encode()
     served_ids = production_log.served_ids()
+    trace_content = app.settings.trace_content
 
     def authorised(request: Request) -> bool:
         given = request.headers.get("authorization", "").encode()
@@ -90,23 +81,28 @@ def create_app(app: ChampionApp, token: str, production_log: LogStore, *,
             return too_large()
         if isinstance(body, dict) and body.get("stream"):
             return _error(400, "stream=true is not supported by llmops serve", "unsupported")
-        question = _question(body)
-        if question is None:
-            return _error(400, "the request needs a 'messages' list with a non-empty user "
-                               "message", "invalid_messages")
-        started = time.perf_counter()
         try:
-            served = await run_in_threadpool(app.answer, question)
+            turn = parse_messages(body.get("messages") if isinstance(body, dict) else None)
+        except ConversationError as exc:
+            return _error(400, f"the request needs a 'messages' list ending in a non-empty user "
+                               f"message: {exc}", "invalid_messages")
+        trace = Trace("llmops.request", {"llmops.stream": False}, content=trace_content)
+        try:
+            served = await run_in_threadpool(app.answer, turn, trace)
         except NoChampionError as exc:
+            trace.end(error="no_champion")
             return _error(503, str(exc), "no_champion", "server_error")
         except ProviderError as exc:
+            trace.end(error="upstream_error")
             return _error(502, f"the champion's model failed: {exc}", "upstream_error",
                           "server_error")
         except LlmopsError as exc:
+            trace.end(error="llmops_error")
             return _error(500, str(exc), "llmops_error", "server_error")
         exchange_id = f"chatcmpl-{uuid.uuid4().hex}"
-        record = exchange_record(exchange_id, question, served)
-        record["total_ms"] = (time.perf_counter() - started) * 1000
+        trace.set(**{"llmops.exchange_id": exchange_id})
+        record = exchange_record(exchange_id, turn.question, served)
+        record["total_ms"] = trace.end()
         await run_in_threadpool(production_log.append, record)
         served_ids.add(exchange_id)
         r = served.result

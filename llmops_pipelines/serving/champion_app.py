@@ -7,6 +7,7 @@ the provider's chat with rag_app.chat_params, so what was measured is what is se
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -20,17 +21,44 @@ from llmops_pipelines.promotion.deploy import snapshot_prompt
 from llmops_pipelines.promotion.registry import Deployment, Registry
 from llmops_pipelines.prompts import Prompt
 from llmops_pipelines.providers import Provider, make_provider
-from llmops_pipelines.providers.base import ChatResult
+from llmops_pipelines.providers.base import ChatResult, Message
 from llmops_pipelines.providers.catalog import load_catalog
 from llmops_pipelines.providers.endpoints import EndpointProviders, endpoint_keys
-from llmops_pipelines.rag.app import chat_params, render, retrieve
+from llmops_pipelines.rag.app import chat_params, retrieve
+from llmops_pipelines.rag.conversation import (
+    REWRITE_MAX_TOKENS,
+    Turn,
+    history_budget,
+    render_turn,
+    standalone_query,
+    trim_history,
+)
 from llmops_pipelines.rag.retrieval import Retrieved
 from llmops_pipelines.rag.vectorstore import ChromaIndex
 from llmops_pipelines.settings import Settings
+from llmops_pipelines.tracing import Trace, chat_attributes
+
+log = logging.getLogger(__name__)
 
 
 class NoChampionError(LlmopsError):
     """Nothing is deployed yet."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A turn ready for the model: who answers, the rendered messages and what was retrieved."""
+
+    deployment: Deployment
+    provider: Provider
+    messages: list[Message]
+    params: dict[str, Any]
+    contexts: list[Retrieved]
+    turn: Turn
+    query: str  # what retrieval searched for (the question, or the standalone query)
+    history_used: int
+    history_dropped: int  # oldest messages trimmed to fit LLMOPS_CONTEXT_TOKENS
+    warning: str | None = None  # set when the answer had no index to retrieve from
 
 
 @dataclass(frozen=True)
@@ -39,6 +67,8 @@ class Served:
     result: ChatResult
     contexts: list[Retrieved]
     warning: str | None = None  # set when the answer had no index to retrieve from
+    prepared: Prepared | None = None
+    trace: Trace | None = None
 
 
 class ChampionApp:
@@ -96,39 +126,85 @@ class ChampionApp:
             self._prompts[deployment.deployment_id] = snapshot_prompt(self.settings, deployment)
         return deployment, self._prompts[deployment.deployment_id]
 
-    def answer(self, question: str) -> Served:
-        """Retrieve, render and chat, exactly as evaluation does for this deployment."""
+    def prepare(self, turn: Turn, trace: Trace) -> Prepared:
+        """Everything before the answer: standalone query, retrieval, history trimming, render."""
         deployment, prompt = self.champion()
         state = self.index_state()
-        # An empty or missing index answers without context (and says so) instead of failing:
-        # the index is never emptied by a sync on purpose (see ChromaIndex.sync's guard).
         stored = json.loads(deployment.params or "{}")
-        # The candidate's own retrieval (an experiment's top_k / mode), as it was evaluated.
-        top_k = int(stored.get("top_k") or self.settings.top_k)
-        contexts = [] if state["count"] == 0 else retrieve(
-            self.provider, self.index(), [question], top_k,
-            mode=str(stored.get("retrieval") or self.settings.retrieval))[0]
-        messages = render(prompt, question, contexts)
+        provider = self.chat_provider(deployment)
         params: dict[str, Any] = {**chat_params(prompt, {"max_tokens": self.settings.max_tokens}),
                                   **{k: v for k, v in stored.items() if k not in RETRIEVAL_PARAMS}}
-        provider = self.chat_provider(deployment)
+        trace.set(**{"llmops.deployment_id": deployment.deployment_id,
+                     "llmops.candidate_id": deployment.candidate_id,
+                     "llmops.history_messages": len(turn.history)})
+
+        def rewrite(messages: list[Message]) -> str:
+            with trace.stage("rewrite", **{"gen_ai.request.model": deployment.model}):
+                return self.call(provider, messages, model=deployment.model, temperature=0.0,
+                                 max_tokens=REWRITE_MAX_TOKENS).text
+
+        query = standalone_query(turn, self.settings.conversation_query, rewrite)
+        # The candidate's own retrieval (an experiment's top_k / mode), as it was evaluated.
+        # An empty or missing index answers without context (and says so) instead of failing:
+        # the index is never emptied by a sync on purpose (see ChromaIndex.sync's guard).
+        top_k = int(stored.get("top_k") or self.settings.top_k)
+        with trace.stage("retrieve", **{"llmops.top_k": top_k}) as span:
+            contexts = [] if state["count"] == 0 else retrieve(
+                self.provider, self.index(), [query], top_k,
+                mode=str(stored.get("retrieval") or self.settings.retrieval))[0]
+            trace.set(span, **{"llmops.context_doc_ids": [c.doc_id for c in contexts]})
+        with trace.stage("render", **{"llmops.prompt_version": deployment.prompt_version}):
+            bare = render_turn(prompt, turn.question, (), contexts)
+            budget = history_budget(self.settings.context_tokens, int(params["max_tokens"]), bare)
+            history, dropped = trim_history(turn.history, budget)
+            messages = render_turn(prompt, turn.question, history, contexts)
+        if dropped:
+            log.info("conversation history trimmed: %d oldest of %d messages dropped to fit "
+                     "LLMOPS_CONTEXT_TOKENS=%d", dropped, len(turn.history),
+                     self.settings.context_tokens)
+        trace.set_content(question=turn.question, query=query)
+        return Prepared(deployment, provider, messages, params, contexts, turn, query,
+                        len(history), dropped,
+                        state["problem"] if state["count"] == 0 else None)
+
+    def call(self, provider: Provider, messages: list[Message], **params: Any) -> ChatResult:
+        """One chat call; the local model takes one at a time (llama.cpp is not thread-safe)."""
         if provider.name != "local":
-            result = provider.chat(messages, model=deployment.model, **params)
-        else:
-            with self._model_lock:
-                result = provider.chat(messages, model=deployment.model, **params)
-        return Served(deployment, result, contexts, state["problem"] if state["count"] == 0 else None)
+            return provider.chat(messages, **params)
+        with self._model_lock:
+            return provider.chat(messages, **params)
+
+    def answer(self, turn: Turn | str, trace: Trace | None = None) -> Served:
+        """Retrieve, render and chat, exactly as evaluation does for this deployment."""
+        turn = Turn(turn) if isinstance(turn, str) else turn
+        trace = trace or Trace("llmops.request", content=self.settings.trace_content)
+        prepared = self.prepare(turn, trace)
+        with trace.stage("chat") as span:
+            result = self.call(prepared.provider, prepared.messages,
+                               model=prepared.deployment.model, **prepared.params)
+            trace.set(span, **chat_attributes(result.model, result.input_tokens,
+                                              result.output_tokens, result.finish_reason))
+        trace.set_content(answer=result.text)
+        return Served(prepared.deployment, result, prepared.contexts, prepared.warning, prepared,
+                      trace)
 
 
 def exchange_record(exchange_id: str, question: str, served: Served) -> dict[str, Any]:
     """One production-log line: what the monitoring asset scores later."""
-    r, d = served.result, served.deployment
-    return {
+    r, d, p = served.result, served.deployment, served.prepared
+    record = {
         "type": "exchange", "id": exchange_id, "at": time.time(), "question": question,
         "answer": r.text, "contexts": [{"chunk_id": c.chunk_id, "doc_id": c.doc_id,
                                         "text": c.text} for c in served.contexts],
         "model": r.model, "requested_model": d.model, "deployment_id": d.deployment_id,
         "candidate_id": d.candidate_id, "prompt_version": d.prompt_version,
         "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
-        "latency_ms": r.latency_ms, "finish_reason": r.finish_reason,
+        "latency_ms": r.latency_ms, "ttft_ms": r.ttft_ms, "finish_reason": r.finish_reason,
     }
+    if p is not None:
+        record.update({"history": list(p.turn.history), "history_used": p.history_used,
+                       "history_dropped": p.history_dropped,
+                       **({"query": p.query} if p.query != question else {})})
+    if served.trace is not None:
+        record.update({"trace_id": served.trace.trace_id, "stages_ms": served.trace.summary()})
+    return record
