@@ -28,7 +28,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 log = logging.getLogger(__name__)
 
-STAGES = ("rewrite", "retrieve", "render", "chat", "judge")
+STAGES = ("lookup", "rewrite", "retrieve", "render", "chat", "judge")
 SCOPE = "llmops_pipelines"
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 # Only these kinds of values are ever set as attributes: a dict or an object (a client, a

@@ -128,10 +128,13 @@ class ChampionApp:
 
     def prepare(self, turn: Turn, trace: Trace) -> Prepared:
         """Everything before the answer: standalone query, retrieval, history trimming, render."""
-        deployment, prompt = self.champion()
-        state = self.index_state()
+        # Timed as a stage of its own: the registry read and the index count are part of
+        # every request, so the stages add up to the request's time.
+        with trace.stage("lookup"):
+            deployment, prompt = self.champion()
+            state = self.index_state()
+            provider = self.chat_provider(deployment)
         stored = json.loads(deployment.params or "{}")
-        provider = self.chat_provider(deployment)
         params: dict[str, Any] = {**chat_params(prompt, {"max_tokens": self.settings.max_tokens}),
                                   **{k: v for k, v in stored.items() if k not in RETRIEVAL_PARAMS}}
         trace.set(**{"llmops.deployment_id": deployment.deployment_id,
