@@ -138,11 +138,11 @@ class Trace:
     def add(self, stage: str, ms: float) -> None:
         self.stages[stage] = self.stages.get(stage, 0.0) + ms
 
-    def set(self, span: Span | None = None, **attributes: Any) -> None:
+    def set(self, span: Span | None = None, /, **attributes: Any) -> None:
         """Attributes on a span (default: the root)."""
         (span or self._root).set_attributes(_clean(attributes))
 
-    def set_content(self, span: Span | None = None, **texts: str) -> None:
+    def set_content(self, span: Span | None = None, /, **texts: str) -> None:
         """Question, prompt or answer text: recorded only with LLMOPS_TRACE_CONTENT=on."""
         if self.content:
             self.set(span, **{f"llmops.content.{k}": v for k, v in texts.items()})
