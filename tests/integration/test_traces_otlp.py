@@ -3,6 +3,7 @@ production log's stages_ms, and production_monitoring's p50/p95 per stage."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,6 +87,16 @@ def test_served_requests_reach_an_otlp_collector(openai_env, isolated_home, tmp_
         server.terminate()
         assert server.wait(timeout=30) == 0, (tmp_path / "serve.log").read_text()
         spans = read_spans(spans_file)
+        # The collector also takes OTLP/JSON (hex ids), as some exporters send.
+        export = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "ab" * 16, "spanId": "cd" * 8, "name": "json.span",
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+            "attributes": [{"key": "k", "value": {"intValue": "3"}}]}]}]}]}
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/traces", data=json.dumps(export).encode(),
+            headers={"Content-Type": "application/json"}), timeout=10).close()
+        [json_span] = [s for s in read_spans(spans_file) if s["name"] == "json.span"]
+        assert json_span["trace_id"] == "ab" * 16 and json_span["attributes"] == {"k": 3}
     finally:
         if server is not None and server.poll() is None:
             server.kill()
