@@ -49,7 +49,10 @@ def _default_provider(env: Mapping[str, str]) -> TracerProvider:
         # timeout) itself; headers may carry a collector's key, so they are never logged.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        # A cached evaluation re-run makes thousands of spans a second: the SDK's 2048-span
+        # queue would drop most of them (bench/RESULTS.md, tracing); the variable still rules.
+        queue = int(env.get("OTEL_BSP_MAX_QUEUE_SIZE") or 16384)
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), max_queue_size=queue))
         log.info("traces: exporting spans over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT is set)")
     return provider
 

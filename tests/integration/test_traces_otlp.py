@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import openai
+import pandas as pd
 
 from llmops_pipelines.definitions import defs
 from tests.integration.test_serving import (
@@ -134,5 +135,8 @@ def test_served_requests_reach_an_otlp_collector(openai_env, isolated_home, tmp_
     meta = metadata(monitored)
     for stage in (*STAGES, "total"):
         assert meta[f"stage/{stage}/p95_ms"] >= meta[f"stage/{stage}/p50_ms"] > 0
-    assert meta["stages_missing"] == 0
+    assert meta["stages_missing"] == 0 and "retrieve" in meta["stages"]
+    scored = pd.read_parquet(isolated_home / "tables" / "production_monitoring.parquet")
+    assert [json.loads(s)["chat"] for s in scored["stages_ms"]] == [
+        r["stages_ms"]["chat"] for r in records]
 
