@@ -110,6 +110,9 @@ def _stages(e: dict[str, Any]) -> dict[str, float] | None:
     if not isinstance(stages, dict):
         return None
     out = {k: float(v) for k, v in stages.items() if isinstance(v, int | float)}
+    # A streamed answer's time to first token may be logged beside the stages rather than in them.
+    if "ttft_ms" not in out and isinstance(e.get("ttft_ms"), int | float):
+        out["ttft_ms"] = float(e["ttft_ms"])
     if isinstance(e.get("total_ms"), int | float):
         out["total"] = float(e["total_ms"])
     return out

@@ -108,10 +108,11 @@ def test_stage_percentiles_skip_and_count_records_without_stages() -> None:
 
     exchanges = [{"id": f"x{i}", "stages_ms": {"retrieve": float(i), "chat": 10.0 * i},
                   "total_ms": 11.0 * i + 1} for i in range(1, 21)]
-    exchanges += [{"id": "old"}, {"id": "odd", "stages_ms": "not a dict"}]
+    exchanges += [{"id": "old"}, {"id": "odd", "stages_ms": "not a dict"},
+                  {"id": "streamed", "stages_ms": {"chat": 5.0}, "ttft_ms": 2.0}]
     meta = stage_metadata(exchanges)
     assert meta["stages_missing"] == 2
-    assert meta["stage/retrieve/p50_ms"] == 10.5 and meta["stage/chat/p95_ms"] == 190.5
+    assert meta["stage/retrieve/p50_ms"] == 10.5 and meta["stage/ttft_ms/p95_ms"] == 2.0
     assert meta["stage/total/p95_ms"] > meta["stage/total/p50_ms"]
     assert "stage/rewrite/p95_ms" not in meta  # no record had it: not reported as 0
     assert all(isinstance(v, float) for k, v in meta.items() if k.startswith("stage/"))
