@@ -63,6 +63,8 @@ EVALUATION_ROWS = pa.schema([
     ("attempts", I64),  # calls made for the answer this run (retries included; 0 when cached)
     ("data_version", STR), ("index_version", STR), ("evaluator_version", STR),
     ("endpoint", STR),  # the endpoint that answered (models.yaml); cost_usd uses its price
+    # JSON {stage: ms} from the row's llmops.eval_row trace (retrieve/render/chat/judge)
+    ("stages_ms", STR),
 ])
 
 EVALUATION_SUMMARY = pa.schema([

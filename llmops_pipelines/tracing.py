@@ -37,6 +37,7 @@ _SCALARS = (str, bool, int, float)
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_tracer: otel.Tracer | None = None  # the provider's tracer, made once (per row it was ~10 % of a trace)
 
 
 def _default_provider(env: Mapping[str, str]) -> TracerProvider:
@@ -48,7 +49,10 @@ def _default_provider(env: Mapping[str, str]) -> TracerProvider:
         # timeout) itself; headers may carry a collector's key, so they are never logged.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        # A cached evaluation re-run makes thousands of spans a second: the SDK's 2048-span
+        # queue would drop most of them (bench/RESULTS.md, tracing); the variable still rules.
+        queue = int(env.get("OTEL_BSP_MAX_QUEUE_SIZE") or 16384)
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), max_queue_size=queue))
         log.info("traces: exporting spans over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT is set)")
     return provider
 
@@ -64,10 +68,21 @@ def tracer_provider() -> TracerProvider:
 
 def use_provider(provider: TracerProvider | None) -> TracerProvider | None:
     """Swap the provider (tests: an in-memory exporter); None: rebuilt from the environment."""
-    global _provider
+    global _provider, _tracer
     with _lock:
-        previous, _provider = _provider, provider
+        previous, _provider, _tracer = _provider, provider, None
     return previous
+
+
+def tracer() -> otel.Tracer:
+    """Our scope's tracer on the current provider."""
+    global _tracer
+    current = _tracer
+    if current is None:
+        current = tracer_provider().get_tracer(SCOPE)
+        with _lock:
+            _tracer = current
+    return current
 
 
 def flush(timeout_ms: int = 5000) -> None:
@@ -98,7 +113,7 @@ class Trace:
     def __init__(self, name: str, attributes: Mapping[str, Any] | None = None, *,
                  content: bool | None = None) -> None:
         self.content = content_allowed() if content is None else content
-        self._tracer = tracer_provider().get_tracer(SCOPE)
+        self._tracer = tracer()
         self._root = self._tracer.start_span(name, attributes=_clean(attributes or {}))
         self._context = otel.set_span_in_context(self._root)
         self._started = time.perf_counter()
@@ -126,11 +141,11 @@ class Trace:
     def add(self, stage: str, ms: float) -> None:
         self.stages[stage] = self.stages.get(stage, 0.0) + ms
 
-    def set(self, span: Span | None = None, **attributes: Any) -> None:
+    def set(self, span: Span | None = None, /, **attributes: Any) -> None:
         """Attributes on a span (default: the root)."""
         (span or self._root).set_attributes(_clean(attributes))
 
-    def set_content(self, span: Span | None = None, **texts: str) -> None:
+    def set_content(self, span: Span | None = None, /, **texts: str) -> None:
         """Question, prompt or answer text: recorded only with LLMOPS_TRACE_CONTENT=on."""
         if self.content:
             self.set(span, **{f"llmops.content.{k}": v for k, v in texts.items()})

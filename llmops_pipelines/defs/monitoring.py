@@ -52,6 +52,11 @@ def production_monitoring(context: dg.AssetExecutionContext, llmops: LlmopsResou
     yield dg.Output(scored, metadata={
         **{k: (float(v) if isinstance(v, float) else v) for k, v in summary.items()},
         f"log_{log.cursor_unit}": f"{window.start}..{window.end}", "rejected_lines": len(window.rejects),
+        # p50/p95 per stage from the log's stages_ms; records written before traces are counted.
+        **production.stage_metadata(window.exchanges),
+        "stages": dg.MetadataValue.md(markdown_table(pd.DataFrame(
+            [{"stage": k, **v} for k, v in production.stage_percentiles(window.exchanges)[0].items()],
+            columns=["stage", "p50_ms", "p95_ms", "n"]))),
         "checks": dg.MetadataValue.md(markdown_table(pd.DataFrame(
             [{"metric": r.metric, "passed": r.passed, "why": r.description} for r in results]))),
         "preview": preview(scored[["exchange_id", "question", "groundedness", "harm",

@@ -8,6 +8,7 @@ one call), scores it (batched embeddings and moderation, optional judges) and em
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from llmops_pipelines.evaluation.plan import RowPlan
 from llmops_pipelines.evaluation.scoring import RowInput, Scorers, score_row, unscored
 from llmops_pipelines.providers.base import ChatResult
 from llmops_pipelines.schemas import EVALUATION_ROWS
+from llmops_pipelines.tracing import Trace, chat_attributes
 
 ORDER = "_order"
 SINK_SCHEMA = EVALUATION_ROWS.append(pa.field(ORDER, pa.int64()))
@@ -58,7 +60,7 @@ class RowSink:
 
 def make_row(plan: RowPlan, result: ChatResult | None, metrics: dict[str, Any], *,
              pricing: Any, versions: dict[str, str], cached: bool, attempts: int,
-             error: str | None) -> dict[str, Any]:
+             error: str | None, trace: Trace | None = None) -> dict[str, Any]:
     """One evaluation_rows record: the row's identity, answer, metrics with reasons, usage, versions."""
     candidate, qa = plan.candidate, plan.qa
     cost = cost_score(pricing, plan.price_name, result)
@@ -81,7 +83,35 @@ def make_row(plan: RowPlan, result: ChatResult | None, metrics: dict[str, Any], 
         "error": error, "cached": cached, "attempts": attempts,
         "data_version": versions.get("data", ""), "index_version": versions.get("index", ""),
         "endpoint": candidate.endpoint or None,
+        "stages_ms": json.dumps(trace.summary(), sort_keys=True) if trace is not None else None,
     }
+
+
+def row_trace(plan: RowPlan) -> Trace:
+    """The row's `llmops.eval_row` root span: ids only (the question is content)."""
+    trace = Trace("llmops.eval_row", {"llmops.row_id": plan.row_id,
+                                      "llmops.candidate_id": plan.candidate.candidate_id,
+                                      "llmops.qa_id": plan.qa.qa_id,
+                                      "gen_ai.request.model": plan.candidate.model})
+    trace.set_content(question=plan.qa.question)
+    return trace
+
+
+def retrieved_span(trace: Trace, plan: RowPlan) -> None:
+    """Retrieval ran batched for all questions before the rows: the span records what it gave."""
+    with trace.stage("retrieve", **{"llmops.retrieve.batched": True}) as span:
+        trace.set(span, **{"llmops.context_doc_ids": [c.doc_id for c in plan.contexts]})
+
+
+def cached_trace(plan: RowPlan, result: ChatResult) -> Trace:
+    """A row finished from the cache in planning: root, retrieve and a cached chat span, no calls."""
+    trace = row_trace(plan)
+    retrieved_span(trace, plan)
+    with trace.stage("chat", **{"llmops.cached": True}) as span:
+        trace.set(span, **chat_attributes(result.model, result.input_tokens, result.output_tokens,
+                                          None))
+    trace.end()
+    return trace
 
 
 @dataclass
@@ -121,25 +151,45 @@ class Engine:
             self.sink.add(plan.order, row)
 
     async def _row(self, plan: RowPlan) -> dict[str, Any]:
-        messages = plan.candidate.render(plan.qa, plan.contexts)
-        answer = await self.calls.chat(plan.key, "chat", messages, plan.candidate.model,
-                                       plan.params, endpoint=plan.candidate.endpoint,
-                                       priced=plan.price_name)
-        result = answer.result
+        trace = row_trace(plan)
+        try:
+            return await self._traced_row(plan, trace)
+        except BaseException as exc:
+            trace.end(error=type(exc).__name__)
+            raise
+
+    async def _traced_row(self, plan: RowPlan, trace: Trace) -> dict[str, Any]:
+        retrieved_span(trace, plan)
+        with trace.stage("render", **{"llmops.prompt_version": plan.candidate.prompt.version}):
+            messages = plan.candidate.render(plan.qa, plan.contexts)
+        with trace.stage("chat") as span:
+            answer = await self.calls.chat(plan.key, "chat", messages, plan.candidate.model,
+                                           plan.params, endpoint=plan.candidate.endpoint,
+                                           priced=plan.price_name)
+            result = answer.result
+            trace.set(span, **{"llmops.cached": answer.cached, "llmops.attempts": answer.attempts})
+            if result is not None:
+                trace.set(span, **chat_attributes(result.model, result.input_tokens,
+                                                  result.output_tokens, None))
         if result is None:
             metrics = unscored(f"no answer: {answer.error}")
         else:
+            trace.set_content(answer=result.text)
             cached_metrics = self.calls.cache.get(plan.metrics_key)
             if cached_metrics is not None:
                 metrics = cached_metrics
             else:
                 row = RowInput(plan.qa.question, plan.qa.ground_truth, result.text,
                                [(c.doc_id, c.text) for c in plan.contexts])
-                metrics, complete = await score_row(row, self.scorers)
+                # Scoring: embeddings, moderation and the LLM judges when configured.
+                with trace.stage("judge"):
+                    metrics, complete = await score_row(row, self.scorers)
                 if complete:  # a metric that failed on a call is retried by the next run
                     self.calls.cache.put(plan.metrics_key, "metrics", metrics)
+        trace.end(error=answer.error)
         return make_row(plan, result, metrics, pricing=self.pricing, versions=self.versions,
-                        cached=answer.cached, attempts=answer.attempts, error=answer.error)
+                        cached=answer.cached, attempts=answer.attempts, error=answer.error,
+                        trace=trace)
 
     async def _report(self, every_s: float) -> None:
         while True:

@@ -16,14 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from llmops_pipelines import tables
+from llmops_pipelines import tables, tracing
 from llmops_pipelines.evaluation import plan as planning
 from llmops_pipelines.evaluation.budget import Budget, exceeded
 from llmops_pipelines.evaluation.cache import CallCache
 from llmops_pipelines.evaluation.calls import ModelCalls
 from llmops_pipelines.evaluation.candidates import Candidate
 from llmops_pipelines.evaluation.embed_memo import MicroBatcher
-from llmops_pipelines.evaluation.engine import Engine, RowSink, make_row
+from llmops_pipelines.evaluation.engine import Engine, RowSink, cached_trace, make_row
 from llmops_pipelines.evaluation.judges import JudgeReply, Judges
 from llmops_pipelines.evaluation.limiter import AdaptiveLimiter, RetryPolicy, with_retries
 from llmops_pipelines.evaluation.metrics.cost import Pricing
@@ -211,10 +211,11 @@ def _plan(candidates: list[Candidate], qa: pd.DataFrame, contexts: planning.Cont
                 if p.key in answers and p.metrics_key not in metrics and p.legacy_metrics_key}))
             for p in chunk:
                 if p.key in answers and p.metrics_key in metrics:
-                    sink.add(p.order, make_row(p, ChatResult.from_dict(answers[p.key]),
-                                               metrics[p.metrics_key], pricing=ctx.pricing,
-                                               versions=ctx.versions, cached=True, attempts=0,
-                                               error=None))
+                    result = ChatResult.from_dict(answers[p.key])
+                    sink.add(p.order, make_row(p, result, metrics[p.metrics_key],
+                                               pricing=ctx.pricing, versions=ctx.versions,
+                                               cached=True, attempts=0, error=None,
+                                               trace=cached_trace(p, result)))
                     continue
                 pending.append(p)
                 if p.key not in answers:
@@ -264,6 +265,7 @@ async def _evaluate(candidates: list[Candidate], qa: pd.DataFrame, contexts: pla
         await engine.run(pending, 4 * slots + 4, ctx.report_every_s)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        tracing.flush()  # the rows' spans reach the collector before the step ends
         for provider in {id(p): p for p, _ in calls.routes.values()}.values():
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:

@@ -92,13 +92,62 @@ def score(exchanges: list[dict[str, Any]], sampled_ids: set[str], embed: Embed,
             "sampled": e["id"] in verdicts, "groundedness": grounded.value,
             "groundedness_reason": grounded.reason, "harm": harm.value, "harm_reason": harm.reason,
             "ms_per_output_token": latency.value, "cost_usd": cost.value, "cost_reason": cost.reason,
+            "stages_ms": _stages_json(e),
         })
     return pd.DataFrame(rows, columns=SCORED_COLUMNS)
 
 
 SCORED_COLUMNS = ["exchange_id", "at", "deployment_id", "model", "question", "answer", "sampled",
                   "groundedness", "groundedness_reason", "harm", "harm_reason",
-                  "ms_per_output_token", "cost_usd", "cost_reason"]
+                  "ms_per_output_token", "cost_usd", "cost_reason", "stages_ms"]
+# Stages reported per window (p50/p95), in request order; `total` is the exchange's total_ms.
+REPORTED_STAGES = ("rewrite", "retrieve", "render", "ttft_ms", "chat", "total")
+
+
+def _stages(e: dict[str, Any]) -> dict[str, float] | None:
+    """The exchange's stage durations (ms) plus its total; None for a log written before traces."""
+    stages = e.get("stages_ms")
+    if not isinstance(stages, dict):
+        return None
+    out = {k: float(v) for k, v in stages.items() if isinstance(v, int | float)}
+    # A streamed answer's time to first token may be logged beside the stages rather than in them.
+    if "ttft_ms" not in out and isinstance(e.get("ttft_ms"), int | float):
+        out["ttft_ms"] = float(e["ttft_ms"])
+    if isinstance(e.get("total_ms"), int | float):
+        out["total"] = float(e["total_ms"])
+    return out
+
+
+def _stages_json(e: dict[str, Any]) -> str | None:
+    stages = _stages(e)
+    return json.dumps(stages, sort_keys=True) if stages is not None else None
+
+
+def stage_percentiles(exchanges: list[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], int]:
+    """p50/p95 ms per stage over the exchanges that carry stages_ms; and how many did not."""
+    values: dict[str, list[float]] = {}
+    missing = 0
+    for e in exchanges:
+        stages = _stages(e)
+        if stages is None:
+            missing += 1
+            continue
+        for name, ms in stages.items():
+            values.setdefault(name, []).append(ms)
+    order = [s for s in REPORTED_STAGES if s in values] + sorted(set(values) - set(REPORTED_STAGES))
+    return ({name: {"p50_ms": float(np.percentile(values[name], 50)),
+                    "p95_ms": float(np.percentile(values[name], 95)), "n": float(len(values[name]))}
+             for name in order}, missing)
+
+
+def stage_metadata(exchanges: list[dict[str, Any]]) -> dict[str, float | int]:
+    """Flat `stage/<name>/p50_ms` and `.../p95_ms` floats, and the count without stages."""
+    figures, missing = stage_percentiles(exchanges)
+    out: dict[str, float | int] = {"stages_missing": missing}
+    for name, f in figures.items():
+        out[f"stage/{name}/p50_ms"] = f["p50_ms"]
+        out[f"stage/{name}/p95_ms"] = f["p95_ms"]
+    return out
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import TextIO
 
@@ -33,7 +34,15 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     registry = masked(settings.database_url) if settings.database_url else settings.registry_path
     print(f"llmops serve: http://{host}:{port}/v1 (champion from {registry}; "
           f"log {log.where})", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # uvicorn re-raises SIGTERM once shut down: as SystemExit the batched spans are still flushed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        # Spans still batched for the OTLP exporter go out before the process exits.
+        from llmops_pipelines import tracing
+
+        tracing.flush()
 
 
 def chat(settings: Settings, url: str, once: str | None = None,
