@@ -101,7 +101,7 @@ SCORED_COLUMNS = ["exchange_id", "at", "deployment_id", "model", "question", "an
                   "groundedness", "groundedness_reason", "harm", "harm_reason",
                   "ms_per_output_token", "cost_usd", "cost_reason", "stages_ms"]
 # Stages reported per window (p50/p95), in request order; `total` is the exchange's total_ms.
-REPORTED_STAGES = ("rewrite", "retrieve", "render", "ttft_ms", "chat", "total")
+REPORTED_STAGES = ("lookup", "rewrite", "retrieve", "render", "ttft_ms", "chat", "total")
 
 
 def _stages(e: dict[str, Any]) -> dict[str, float] | None:

@@ -27,7 +27,7 @@ from tests.integration.test_serving import (
 )
 from tests.support.otlp_collector import read_spans
 
-STAGES = ("retrieve", "render", "chat")
+STAGES = ("lookup", "retrieve", "render", "chat")
 
 
 def _start_collector(out: Path) -> tuple[subprocess.Popen, int]:
@@ -114,13 +114,9 @@ def test_served_requests_reach_an_otlp_collector(openai_env, isolated_home, tmp_
         root_ms = (root["end_ns"] - root["start_ns"]) / 1e6
         assert all(root["start_ns"] <= s["start_ns"] <= s["end_ns"] <= root["end_ns"]
                    for s in children)
-        # KNOWN GAP: the brief asks for the stages to sum within 10 % of the request span. Here
-        # they cover ~75-85 %: serving/app.py's root also times the champion lookup, the thread
-        # hop and the log write, outside any stage (that file is another engineer's: a "lookup"
-        # and a "log" stage there would close it). Held to what is true today, not loosened to
-        # pass: the sum never exceeds the root and covers most of it.
+        # The stages (lookup, retrieve, render, chat) cover the request: within 10 % of it.
         stage_sum = sum(by_name.values())
-        assert 0.6 * root_ms <= stage_sum <= root_ms, (by_name, root_ms)
+        assert 0.9 * root_ms <= stage_sum <= root_ms, (by_name, root_ms)
         # The log's stages_ms are the same durations the spans carry.
         for stage in STAGES:
             assert abs(record["stages_ms"][stage] - by_name[stage]) <= max(0.05 * by_name[stage], 1.0)
