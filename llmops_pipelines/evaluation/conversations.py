@@ -118,7 +118,8 @@ def evaluate(conversations: pd.DataFrame, candidates: Sequence[Candidate], retri
 
 
 def _rows(conversations: pd.DataFrame, parsed: Sequence[Turn], rows: pd.DataFrame,
-          searched: dict[str, list[str]], dropped: dict[str, list[int]], judge: Callable[[list[Message]], str] | None,
+          searched: dict[str, list[str]], dropped: dict[str, list[int]],
+          judge: Callable[[list[Message]], str] | None,
           judge_model: str | None) -> pd.DataFrame:
     position = {cid: i for i, cid in enumerate(conversations["conversation_id"])}
     out = []

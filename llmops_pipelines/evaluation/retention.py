@@ -19,8 +19,9 @@ JUDGE_SYSTEM = (
     "well the final answer uses what the earlier turns established (the product, the problem, "
     "facts already given): 1 = ignores them or contradicts them, 5 = uses them fully. "
     "Reply with 'Score: <1-5>' and one sentence of reason.")
-STOP = frozenset("a an and are as at be by can do does for from how i in is it its me my of on "
-                 "or our the this to what which with you your".split())
+_STOP_WORDS = ("a an and are as at be by can do does for from how i in is it its me my of on or "
+               "our the this to what which with you your")
+STOP = frozenset(_STOP_WORDS.split(" "))
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*")
 _NAME = re.compile(r"\b(?:[A-Z][a-z]+(?:\s+[A-Z0-9][A-Za-z0-9]*)+|[A-Z]+\d+[A-Za-z0-9]*)\b")
 
