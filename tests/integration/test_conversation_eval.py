@@ -23,7 +23,8 @@ def materialize(selection: dg.AssetSelection) -> dg.ExecuteInProcessResult:
 
 def conversation_eval() -> dg.AssetSelection:
     """conversation_evaluation and what it needs (no promotion, serving, monitoring)."""
-    return dg.AssetSelection.assets("conversation_evaluation").upstream().required_multi_asset_neighbors()
+    selection = dg.AssetSelection.assets("conversation_evaluation").upstream()
+    return selection.required_multi_asset_neighbors()
 
 
 def test_one_scored_row_per_conversation_and_candidate(openai_env, isolated_home: Path) -> None:
