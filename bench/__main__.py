@@ -8,11 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench import curation, embedder, engine, incremental, rag, retrieval, scale, validity
+from bench import conversations, curation, embedder, engine, incremental, rag, retrieval, scale, validity
 
 BENCHES = {"engine": engine.run, "embedder": embedder.run, "rag": rag.run,
            "retrieval": retrieval.run, "curation": curation.run, "incremental": incremental.run,
-           "validity": validity.run, "scale": scale.run}
+           "validity": validity.run, "scale": scale.run,
+           "conversations": conversations.run}
 
 
 def main(argv: list[str] | None = None) -> int:
