@@ -111,8 +111,9 @@ def evaluate(conversations: pd.DataFrame, candidates: Sequence[Candidate], retri
             wrapped_c.trimmed(t.question, t.history, found)[1]
             for t, found in zip(parsed, contexts[wrapped_c.candidate_id], strict=True)]
     rows = runner.evaluate(wrapped, qa, lambda c: contexts[c.candidate_id], ctx, defaults)
-    judge = (chat_text(ctx.provider, ctx.cache, judge_model, {"temperature": 0.0,
-                                                             "max_tokens": 80},
+    judge_route = ctx.routes.get(ctx.judge_endpoint)
+    judge = (chat_text(judge_route.provider if judge_route else ctx.provider, ctx.cache,
+                       judge_model, {"temperature": 0.0, "max_tokens": 80},
                        "context-retention-judge") if judge_model else None)
     return _rows(conversations, parsed, rows, searched, dropped, judge, judge_model)
 

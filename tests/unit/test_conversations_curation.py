@@ -102,3 +102,20 @@ def test_local_retention_depends_on_the_answer() -> None:
     assert (full, none, half, method) == (1.0, 0.0, 0.5, LOCAL_FACTS)
     by_name, method, _ = local_retention("The Fold F2 charges fast.", [], history)
     assert method == LOCAL_ENTITIES and by_name == 1.0
+
+
+def test_judged_retention_parses_the_score_or_says_why_not() -> None:
+    from llmops_pipelines.evaluation.retention import judged_retention
+
+    history = [{"role": "user", "content": "Which bike folds?"}]
+    seen: list[list] = []
+
+    def judge(messages: list) -> str:
+        seen.append(messages)
+        return "Score: 4. It names the Fold F2." if "Fold" in messages[-1]["content"] else "meh"
+
+    good = judged_retention(judge, "judge-m", history, "Charge time?", "The Fold F2: 4 h.")
+    bad = judged_retention(judge, "judge-m", history, "Charge time?", "4 h.")
+    assert good[0] == 0.75 and good[1] == "judge:judge-m"
+    assert bad[0] != bad[0] and "no 'Score: 1-5'" in bad[2]  # NaN, with the reason
+    assert "Which bike folds?" in seen[0][-1]["content"]
