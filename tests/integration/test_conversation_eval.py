@@ -72,3 +72,14 @@ def test_malformed_conversations_are_rejected_with_file_and_line(
     meta = result.asset_materializations_for_node("curated_conversations")
     errors = next(m.metadata["errors"].value for m in meta if "errors" in m.metadata)
     assert f"{path}:6: duplicate_conversation_id" in errors
+
+
+def test_a_dataset_folder_without_conversations_evaluates_none(
+        openai_env, isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "ds"
+    shutil.copytree(REPO / "datasets", folder)
+    (folder / "conversations.jsonl").unlink()
+    monkeypatch.setenv("LLMOPS_DATASETS_DIR", str(folder))
+    assert materialize(conversation_eval()).success
+    assert table(isolated_home, "curated_conversations").empty
+    assert table(isolated_home, "conversation_evaluation").empty
