@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from bench import (
+    conversations,
     curation,
     embedder,
     engine,
@@ -23,7 +24,7 @@ from bench import (
 BENCHES = {"engine": engine.run, "embedder": embedder.run, "rag": rag.run,
            "retrieval": retrieval.run, "curation": curation.run, "incremental": incremental.run,
            "validity": validity.run, "scale": scale.run,
-           "tracing": tracing.run}
+           "tracing": tracing.run, "conversations": conversations.run}
 
 
 def main(argv: list[str] | None = None) -> int:

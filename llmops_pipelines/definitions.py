@@ -6,6 +6,7 @@ import dagster as dg
 
 from llmops_pipelines.defs import (
     automation,
+    conversations,
     curation,
     evaluation,
     finetune,
@@ -22,7 +23,7 @@ from llmops_pipelines.defs.io import TablesIOManager
 from llmops_pipelines.defs.resources import LlmopsResource, endpoint_keys_resource
 from llmops_pipelines.defs.shard_io import ShardIOManagerResource
 
-MODULES = [curation, ideation, rag, finetune, evaluation, nightly, promotion, monitoring,
+MODULES = [curation, conversations, ideation, rag, finetune, evaluation, nightly, promotion, monitoring,
            reporting]
 
 

@@ -105,8 +105,12 @@ def test_second_run_makes_no_call_and_a_prompt_edit_reruns_only_its_rows(
     # Exactly one new answer per eval question x model of the edited variant; the playground
     # asks the same keys, so it adds nothing. The judges see the same answers (the test server
     # answers from the context alone), so their cached verdicts are reused.
+    # conversation_evaluation answers its conversations again with the edited variant too (its
+    # context_retention judge sees unchanged answers: cached).
+    conversations = len(table(isolated_home, "curated_conversations"))
     assert chat_calls(server) == {"judge": 0, "synthetic": 0,
-                                  "answer": eval_questions(isolated_home) * models}
+                                  "answer": (eval_questions(isolated_home) + conversations)
+                                  * models}
     assert server.counts["ft_create"] == 0
     assert rows.loc[~edited, "cached"].all()
     # The playground answered its first 5 questions with the base model just before.

@@ -78,7 +78,9 @@ def test_whole_lifecycle_against_test_server(openai_env, isolated_home, capsys, 
 
     # One chat call per row (the prompt playground's answers are cached under the same keys, so
     # they are not paid twice), one fine-tune job, and a promotion in the registry.
-    assert server.counts["chat"] == len(rows)
+    # ... and one per conversation x candidate (conversation_evaluation, concat: no rewrite call).
+    conversations = table(isolated_home, "conversation_evaluation")
+    assert server.counts["chat"] == len(rows) + len(conversations)
     playground = table(isolated_home, "prompt_playground")
     assert len(playground) == 2 * min(5, eval_questions)
     assert set(playground["qa_id"]) <= set(rows["qa_id"])
