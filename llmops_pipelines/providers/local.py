@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,46 @@ class LocalProvider:
             latency_ms=latency_ms,
             finish_reason=choice.get("finish_reason"),
         )
+
+    def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
+                    temperature: float = 0.0, max_tokens: int = 256
+                    ) -> Iterator[str | ChatResult]:
+        """Text deltas, then one ChatResult; the model's lock is held for the whole stream."""
+        model = model or self.chat_model
+        path = str(self.model_path(model))
+        llama = _load_llama(path)
+        started = time.perf_counter()
+        parts: list[str] = []
+        ttft_ms = finish = None
+        usage: dict[str, Any] = {}
+        with self.stats.running(), _LOCKS[path]:
+            chunks = llama.create_chat_completion(
+                messages=list(messages), temperature=temperature, max_tokens=max_tokens,
+                seed=0, repeat_penalty=REPEAT_PENALTY, stream=True)
+            try:
+                for chunk in chunks:
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices", []):
+                        delta = (choice.get("delta") or {}).get("content")
+                        if delta:
+                            if ttft_ms is None:
+                                ttft_ms = (time.perf_counter() - started) * 1000
+                            parts.append(delta)
+                            yield delta
+                        finish = choice.get("finish_reason") or finish
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            text = "".join(parts)
+            output_tokens = int(usage.get("completion_tokens") or 0) or (
+                len(llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0)
+        self.stats.record("chat")
+        yield ChatResult(text=text.strip(), model=model,
+                         input_tokens=int(usage.get("prompt_tokens") or 0),
+                         output_tokens=output_tokens,
+                         latency_ms=(time.perf_counter() - started) * 1000, ttft_ms=ttft_ms,
+                         finish_reason=finish)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.embedding_model != EMBEDDING_MODEL:

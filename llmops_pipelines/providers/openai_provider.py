@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -109,6 +109,42 @@ class OpenAIProvider:
             raise provider_error(exc, f"chat with model {model!r}", self.endpoint) from exc
         self.stats.record("chat")
         return _result(response, model, (time.perf_counter() - started) * 1000)
+
+    def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
+                    temperature: float = 0.0, max_tokens: int = 256
+                    ) -> Iterator[str | ChatResult]:
+        """Text deltas as they arrive, then one ChatResult with usage and time to first token."""
+        model = model or self.chat_model
+        kwargs = _request(model, messages, temperature, max_tokens, None)
+        self.check.ensure()
+        started = time.perf_counter()
+        parts: list[str] = []
+        ttft_ms = usage = finish = None
+        served = model
+        try:
+            stream = self.client.chat.completions.create(
+                **kwargs, stream=True, stream_options={"include_usage": True})
+            try:
+                for chunk in stream:
+                    served = chunk.model or served
+                    usage = chunk.usage or usage
+                    for choice in chunk.choices:
+                        if choice.delta.content:
+                            if ttft_ms is None:
+                                ttft_ms = (time.perf_counter() - started) * 1000
+                            parts.append(choice.delta.content)
+                            yield choice.delta.content
+                        finish = choice.finish_reason or finish
+            finally:
+                stream.close()
+        except openai.APIError as exc:
+            raise provider_error(exc, f"chat with model {model!r}", self.endpoint) from exc
+        self.stats.record("chat")
+        yield ChatResult(text="".join(parts).strip(), model=served,
+                         input_tokens=usage.prompt_tokens if usage else 0,
+                         output_tokens=usage.completion_tokens if usage else 0,
+                         latency_ms=(time.perf_counter() - started) * 1000, ttft_ms=ttft_ms,
+                         finish_reason=finish)
 
     def _async_client(self) -> openai.AsyncOpenAI:
         # An async client's connection pool belongs to one event loop: a new loop needs a new one.

@@ -11,6 +11,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +192,26 @@ class ChampionApp:
         trace.set_content(answer=result.text)
         return Served(prepared.deployment, result, prepared.contexts, prepared.warning, prepared,
                       trace)
+
+    def stream(self, prepared: Prepared, trace: Trace) -> Iterator[str | ChatResult]:
+        """Text deltas then one ChatResult; the local model's lock is held for the whole stream."""
+        with trace.stage("chat") as span:
+            lock = self._model_lock if prepared.provider.name == "local" else nullcontext()
+            with lock:
+                chunks = prepared.provider.chat_stream(  # type: ignore[attr-defined]
+                    prepared.messages, model=prepared.deployment.model,
+                    temperature=prepared.params.get("temperature", 0.0),
+                    max_tokens=prepared.params.get("max_tokens", 256))
+                try:
+                    for item in chunks:
+                        if isinstance(item, ChatResult):
+                            trace.set(span, **chat_attributes(
+                                item.model, item.input_tokens, item.output_tokens,
+                                item.finish_reason))
+                            trace.set_content(answer=item.text)
+                        yield item
+                finally:
+                    chunks.close()
 
 
 def exchange_record(exchange_id: str, question: str, served: Served) -> dict[str, Any]:
