@@ -12,13 +12,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from llmops_pipelines.errors import LlmopsError, ProviderError
 from llmops_pipelines.rag.conversation import ConversationError, parse_messages
 from llmops_pipelines.serving.champion_app import ChampionApp, NoChampionError, exchange_record
 from llmops_pipelines.serving.log_records import LogStore
+from llmops_pipelines.serving.streaming import stream_response
 from llmops_pipelines.tracing import Trace
 
 log = logging.getLogger(__name__)
@@ -72,22 +73,28 @@ def create_app(app: ChampionApp, token: str, production_log: LogStore, *,
         except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             return None
 
-    async def chat(request: Request) -> JSONResponse:
+    async def chat(request: Request) -> Response:
         if not authorised(request):
             return refuse()
         try:
             body = await body_of(request)
         except BodyTooLarge:
             return too_large()
-        if isinstance(body, dict) and body.get("stream"):
-            return _error(400, "stream=true is not supported by llmops serve", "unsupported")
+        streaming = isinstance(body, dict) and body.get("stream") is True
         try:
             turn = parse_messages(body.get("messages") if isinstance(body, dict) else None)
         except ConversationError as exc:
             return _error(400, f"the request needs a 'messages' list ending in a non-empty user "
                                f"message: {exc}", "invalid_messages")
-        trace = Trace("llmops.request", {"llmops.stream": False}, content=trace_content)
+        trace = Trace("llmops.request", {"llmops.stream": streaming}, content=trace_content)
         try:
+            if streaming:  # errors before the first byte are JSON errors with their status
+                prepared = await run_in_threadpool(app.prepare, turn, trace)
+                options = body.get("stream_options")
+                return stream_response(
+                    app, prepared, trace, f"chatcmpl-{uuid.uuid4().hex}",
+                    include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+                    production_log=production_log, served_ids=served_ids)
             served = await run_in_threadpool(app.answer, turn, trace)
         except NoChampionError as exc:
             trace.end(error="no_champion")

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -193,7 +193,7 @@ class ChampionApp:
         return Served(prepared.deployment, result, prepared.contexts, prepared.warning, prepared,
                       trace)
 
-    def stream(self, prepared: Prepared, trace: Trace) -> Iterator[str | ChatResult]:
+    def stream(self, prepared: Prepared, trace: Trace) -> Generator[str | ChatResult, None, None]:
         """Text deltas then one ChatResult; the local model's lock is held for the whole stream."""
         with trace.stage("chat") as span:
             lock = self._model_lock if prepared.provider.name == "local" else nullcontext()

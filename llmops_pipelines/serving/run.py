@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from llmops_pipelines.errors import SettingsError
 from llmops_pipelines.serving.production_log import ProductionLog
@@ -54,6 +54,7 @@ def chat(settings: Settings, url: str, once: str | None = None,
         raise SettingsError("llmops chat needs LLMOPS_SERVE_TOKEN (the server's token)")
     client = openai.OpenAI(base_url=url, api_key=settings.serve_token, max_retries=0)
     last_id = None
+    history: list[Any] = []  # the official client's message dicts
     questions = [once] if once is not None else (line.strip() for line in stdin)
     if once is None:
         print("ask a question; /up or /down rates the last answer; Ctrl-D quits", file=stdout)
@@ -68,11 +69,19 @@ def chat(settings: Settings, url: str, once: str | None = None,
                         cast_to=object)
             print(f"rated {question[1:]}", file=stdout)
             continue
-        response = client.chat.completions.create(
-            model="champion", messages=[{"role": "user", "content": question}])
-        last_id = response.id
-        extra = response.model_extra or {}
-        sources = ", ".join((extra.get("llmops") or {}).get("context_doc_ids", []))
-        print(response.choices[0].message.content, file=stdout)
-        print(f"  [{response.model}; sources: {sources or 'none'}]", file=stdout, flush=True)
+        # The whole conversation goes each time: the server answers follow-ups in context.
+        history.append({"role": "user", "content": question})
+        stream = client.chat.completions.create(model="champion", messages=history,
+                                                stream=True)
+        parts, sources, model = [], "", ""
+        for chunk in stream:
+            last_id, model = chunk.id, chunk.model or model
+            extra = (chunk.model_extra or {}).get("llmops") or {}
+            sources = ", ".join(extra.get("context_doc_ids", [])) or sources
+            if chunk.choices and chunk.choices[0].delta.content:
+                parts.append(chunk.choices[0].delta.content)
+                print(chunk.choices[0].delta.content, end="", file=stdout, flush=True)
+        history.append({"role": "assistant", "content": "".join(parts).strip()})
+        print(file=stdout)
+        print(f"  [{model}; sources: {sources or 'none'}]", file=stdout, flush=True)
     return 0

@@ -33,3 +33,15 @@ def test_local_chat_and_embeddings() -> None:
     np.testing.assert_allclose(vectors[0], vectors[3], atol=1e-5)
     np.testing.assert_allclose(provider.embed([texts[0]])[0], vectors[0], atol=1e-4)
     assert provider.stats.items["embed"] == 5 and provider.stats.calls["chat"] == 1
+
+
+def test_local_chat_streams_token_by_token() -> None:
+    from llmops_pipelines.providers.base import ChatResult
+
+    provider = make_provider(Settings.from_env())
+    items = list(provider.chat_stream(  # type: ignore[attr-defined]
+        [{"role": "user", "content": "Name three colours."}], max_tokens=16))
+    *deltas, result = items
+    assert isinstance(result, ChatResult) and all(isinstance(d, str) for d in deltas)
+    assert len(deltas) >= 2 and "".join(deltas).strip() == result.text
+    assert result.output_tokens > 0 and result.ttft_ms is not None and result.ttft_ms > 0

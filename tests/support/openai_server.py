@@ -223,9 +223,13 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
+        delay = self.server.fake.stream_delay_s  # type: ignore[attr-defined]
         for event in [*(json.dumps(e) for e in events), "[DONE]"]:
             data = f"data: {event}\n\n".encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            if delay:  # a model generating token by token
+                self.wfile.flush()
+                time.sleep(delay)
         self.wfile.write(b"0\r\n\r\n")
 
 
@@ -258,6 +262,7 @@ class FakeOpenAIServer:
         self._bucket_started = False
         self.flaky_judge = flaky_judge  # judge scores vary between identical calls
         self.drifted = False  # set it to make RAG answers ignore their context (model drift)
+        self.stream_delay_s = 0.0  # set it for a pause between streamed chunks
         self.faults: Counter[str] = Counter()  # injected: "500", "429", "hang" (by route too)
         self.embedding_dim, self.finetune_steps = embedding_dim, finetune_steps
         self.finetune_outcome, self._port = finetune_outcome, port
