@@ -9,20 +9,23 @@ from llmops_pipelines.finetune.policy import should_retrain
 
 # The lifecycle in lineage order; every target list below is sorted by it.
 LINEAGE = (
-    "curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
-    "retrieval_evaluation", "finetune_training_file", "finetuned_model", "candidates",
-    "evaluation_rows", "evaluation_summary", "promotion_decision", "champion",
+    "curated_documents", "curated_qa", "curation_rejects", "curated_conversations",
+    "conversation_rejects", "rag_chunks", "rag_index", "retrieval_evaluation",
+    "finetune_training_file", "finetuned_model", "candidates", "evaluation_rows",
+    "conversation_evaluation", "evaluation_summary", "promotion_decision", "champion",
     "evaluation_report", "nightly_reevaluation",
 )
 # Asset groups the triggers draw from (sensor targets); names a code location lacks are dropped.
 GROUPS = ("curation", "rag", "finetune", "evaluation", "promotion")
 PROMOTION = ("promotion_decision", "champion")
 # The report last: after a re-score it shows the new rows (and the champion the registry holds).
-SCORING = ("evaluation_rows", "evaluation_summary", *PROMOTION, "evaluation_report")
+SCORING = ("evaluation_rows", "conversation_evaluation", "evaluation_summary", *PROMOTION,
+           "evaluation_report")
 EVALUATION = ("candidates", *SCORING)  # candidates = prompt versions x models
 # The training file is rebuilt too (no model call): its drift is what the retraining sensor reads.
-DATA = ("curated_documents", "curated_qa", "curation_rejects", "rag_chunks", "rag_index",
-        "retrieval_evaluation", "finetune_training_file", *SCORING)
+DATA = ("curated_documents", "curated_qa", "curation_rejects", "curated_conversations",
+        "conversation_rejects", "rag_chunks", "rag_index", "retrieval_evaluation",
+        "finetune_training_file", *SCORING)
 RETRAIN = ("finetune_training_file", "finetuned_model", *EVALUATION)
 # Fresh answers (call cache salted per night) from the champion and candidates on the eval and
 # test splits, compared with their evaluation: drift on the provider's side. Upstream tables are

@@ -151,8 +151,13 @@ def _prompt_edit(dev: DagsterDev, instance: dg.DagsterInstance, server, assets: 
     rows = pd.read_parquet(home / "tables" / "evaluation_rows.parquet")
     changed = rows["candidate_id"].str.startswith("friendly_detailed@")
     assert 0 < changed.sum() < len(rows)
-    # Only the edited variant's rows were answered again: one chat call each.
-    assert server.counts["chat"] - before == changed.sum()
+    # Only the edited variant's rows were answered again, its conversations' last turns too:
+    # one chat call each (the conversations' queries are concat: no rewrite call).
+    assert "conversation_evaluation" in done
+    conversations = pd.read_parquet(home / "tables" / "conversation_evaluation.parquet")
+    replayed = conversations["candidate_id"].str.startswith("friendly_detailed@")
+    assert 0 < replayed.sum() < len(conversations)
+    assert server.counts["chat"] - before == changed.sum() + replayed.sum()
 
 
 def _dataset_edit(dev: DagsterDev, instance: dg.DagsterInstance, data: Path) -> None:

@@ -85,7 +85,8 @@ def test_prompt_sensor_first_tick_change_and_no_change(instance, assets_dir: Pat
 
 
 def test_first_tick_launches_the_upstream_that_was_never_materialized(instance, assets_dir) -> None:
-    materialized(instance, "curated_documents", "curated_qa")
+    materialized(instance, "curated_documents", "curated_qa", "curated_conversations",
+                 "conversation_rejects")
     result = tick(automation.prompt_sensor(1), instance, None)
     keys = {k.path[-1] for k in selection(result)}
     assert {"rag_chunks", "rag_index", "finetuned_model", "candidates", "promotion_decision"} <= keys

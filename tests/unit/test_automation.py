@@ -65,11 +65,11 @@ def test_snapshot_diff_cursor_roundtrip_and_run_keys() -> None:
 def test_asset_file_targets_are_what_reads_the_file() -> None:
     assert triggers.targets_for_asset_files(["gates.yaml"]) == ["promotion_decision", "champion"]
     assert triggers.targets_for_asset_files(["pricing.yaml"]) == [
-        "evaluation_rows", "evaluation_summary", "promotion_decision", "champion",
-        "evaluation_report"]
+        "evaluation_rows", "conversation_evaluation", "evaluation_summary", "promotion_decision",
+        "champion", "evaluation_report"]
     assert triggers.targets_for_asset_files(["prompts/a.prompty", "gates.yaml"]) == [
-        "candidates", "evaluation_rows", "evaluation_summary", "promotion_decision", "champion",
-        "evaluation_report"]
+        "candidates", "evaluation_rows", "conversation_evaluation", "evaluation_summary",
+        "promotion_decision", "champion", "evaluation_report"]
     assert triggers.targets_for_asset_files(["generators/synthetic_qa.prompty"]) == []
     assert triggers.targets_for_asset_files(["README.md"]) == []
 
