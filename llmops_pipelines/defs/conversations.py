@@ -47,6 +47,8 @@ def conversation_evaluation(context: dg.AssetExecutionContext, llmops: LlmopsRes
     """One row per conversation x candidate: the last turn replayed as served, five metrics
     and context_retention."""
     settings = llmops.settings
+    if settings.eval_limit:  # LLMOPS_EVAL_LIMIT caps conversations as it caps questions
+        curated_conversations = curated_conversations.head(settings.eval_limit)
     objects = [c for c in _candidate_objects(llmops, candidates, finetuned_model,
                                              curated_documents, context.log)
                if c.inputs is None]  # an input-mapped prompt has no chat history to place

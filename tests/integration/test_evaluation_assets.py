@@ -107,7 +107,7 @@ def test_second_run_makes_no_call_and_a_prompt_edit_reruns_only_its_rows(
     # answers from the context alone), so their cached verdicts are reused.
     # conversation_evaluation answers its conversations again with the edited variant too (its
     # context_retention judge sees unchanged answers: cached).
-    conversations = len(table(isolated_home, "curated_conversations"))
+    conversations = table(isolated_home, "conversation_evaluation")["conversation_id"].nunique()
     assert chat_calls(server) == {"judge": 0, "synthetic": 0,
                                   "answer": (eval_questions(isolated_home) + conversations)
                                   * models}

@@ -25,9 +25,11 @@ ROW = ["candidate_id", "qa_id"]
 
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the project's dataset folder that the test may edit."""
+    """A copy of the project's dataset folder that the test may edit, without conversations:
+    the call counts here are evaluation_rows' (conversations: test_conversation_eval)."""
     folder = tmp_path / "datasets"
     shutil.copytree(REPO / "datasets", folder)
+    (folder / "conversations.jsonl").unlink()
     monkeypatch.setenv("LLMOPS_DATASETS_DIR", str(folder))
     return folder
 
