@@ -73,6 +73,32 @@ def stream_response(app: ChampionApp, prepared: Prepared, trace: Trace, exchange
         error: Exception | None = None
         ttft_ms: float | None = None
         finished = False
+        logged: list[bool] = []
+
+        async def record_once() -> None:
+            nonlocal result
+            if logged:
+                return
+            logged.append(True)
+            text = "".join(parts)
+            if result is None:  # cut or failed: what was sent, counted as the deltas sent
+                result = ChatResult(text=text.strip(), model=d.model, input_tokens=0,
+                                    output_tokens=len(parts),
+                                    latency_ms=(time.perf_counter() - started) * 1000,
+                                    ttft_ms=ttft_ms, finish_reason="cut" if not error else "error")
+            record = exchange_record(exchange_id, prepared.turn.question,
+                                     Served(d, result, prepared.contexts, prepared.warning,
+                                            prepared, trace))
+            record.update({"stream": True, "cut": not finished and error is None,
+                           "ttft_ms": ttft_ms, "model_ttft_ms": result.ttft_ms,
+                           **({"error": type(error).__name__} if error else {})})
+            record["total_ms"] = trace.end(error="upstream_error" if error else None)
+            # Shielded: a disconnect cancels this generator, and the record must still land.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(production_log.append, record)
+            served_ids.add(exchange_id)
+
+        finished = False
         try:
             yield {"data": _chunk(head, {"role": "assistant", "content": ""}, None, extras)}
             while (item := await queue.get()) is not _END:
@@ -94,26 +120,11 @@ def stream_response(app: ChampionApp, prepared: Prepared, trace: Trace, exchange
                     yield {"data": json.dumps({**head, "object": "chat.completion.chunk",
                                                "choices": [], "usage": _usage(result)})}
             finished = True
+            await record_once()  # before [DONE]: a client that saw the end can rate it at once
             yield {"data": "[DONE]"}
         finally:
             stop.set()
-            text = "".join(parts)
-            if result is None:  # cut or failed: what was sent, counted as the deltas sent
-                result = ChatResult(text=text.strip(), model=d.model, input_tokens=0,
-                                    output_tokens=len(parts),
-                                    latency_ms=(time.perf_counter() - started) * 1000,
-                                    ttft_ms=ttft_ms, finish_reason="cut" if not error else "error")
-            record = exchange_record(exchange_id, prepared.turn.question,
-                                     Served(d, result, prepared.contexts, prepared.warning,
-                                            prepared, trace))
-            record.update({"stream": True, "cut": not finished and error is None,
-                           "ttft_ms": ttft_ms, "model_ttft_ms": result.ttft_ms,
-                           **({"error": type(error).__name__} if error else {})})
-            record["total_ms"] = trace.end(error="upstream_error" if error else None)
-            # Shielded: a disconnect cancels this generator, and the record must still land.
-            with anyio.CancelScope(shield=True):
-                await run_in_threadpool(production_log.append, record)
-            served_ids.add(exchange_id)
+            await record_once()
 
     return EventSourceResponse(events(), ping=15)
 
