@@ -3,6 +3,7 @@ a new champion picked up without restart, and the monitoring asset scoring the s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -53,9 +54,15 @@ def served(openai_env, isolated_home, tmp_path, monkeypatch) -> Iterator[tuple[s
                             resources=defs.resources, instance=dg.DagsterInstance.ephemeral())
     assert result.success
     deploy(isolated_home, "grounded_concise")
-    port = free_port()
     monkeypatch.setenv("LLMOPS_SERVE_TOKEN", TOKEN)
-    log = tmp_path / "serve.log"
+    with serve_process(tmp_path) as (url, log):
+        yield url, log
+
+
+@contextlib.contextmanager
+def serve_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`llmops serve` as a real process on a free port, this environment, until /health answers."""
+    port, log = free_port(), tmp_path / "serve.log"
     with log.open("w") as out:
         server = subprocess.Popen([sys.executable, "-m", "llmops_pipelines.cli", "serve",
                                    "--port", str(port)], cwd=REPO, env=dict(os.environ),

@@ -14,11 +14,6 @@ retrieval already turn 1 misses the tent, and no history could help turn 3.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +26,7 @@ from llmops_pipelines.promotion.registry import Registry
 from llmops_pipelines.prompts import load_prompts
 from llmops_pipelines.providers.local import BASE_CHAT_MODEL
 from tests.conftest import CONTOSO, REPO, needs_contoso
-from tests.integration.test_serving import exchanges, free_port
+from tests.integration.test_serving import exchanges, serve_process
 
 pytestmark = needs_contoso
 TOKEN = "conversation-test-token"
@@ -59,26 +54,8 @@ def contoso_server(isolated_home: Path, tmp_path: Path,
     assert result.success
     deploy_local(isolated_home)
     monkeypatch.setenv("LLMOPS_SERVE_TOKEN", TOKEN)
-    port, log = free_port(), tmp_path / "serve.log"
-    with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "llmops_pipelines.cli", "serve",
-                                   "--port", str(port)], cwd=REPO, env=dict(os.environ),
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+    with serve_process(tmp_path) as (url, _):
         yield f"{url}/v1"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def doc_ids(reply: object) -> list[str]:
